@@ -1,0 +1,52 @@
+# common/build.mk: compiler flags and rules shared by every stage's Makefile.
+#
+#   make                      g++, -O2, warnings are errors
+#   make CXX=clang++          the same with clang
+#   make SANITIZE=1           AddressSanitizer + UndefinedBehaviorSanitizer
+#
+# Objects go to build/<compiler>[-san]/, so switching compilers or sanitizers
+# never mixes objects; the binaries in each stage directory are relinked when
+# the flags change (build/<variant>/flags records them).
+
+.DEFAULT_GOAL := all
+REPO_ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST)))/..)
+
+ifeq ($(origin CXX),default)
+CXX := g++
+endif
+SANITIZE ?=
+VARIANT := $(notdir $(firstword $(CXX)))$(if $(filter 1,$(SANITIZE)),-san)
+BUILD := $(REPO_ROOT)/build/$(VARIANT)
+
+WARNINGS := -Wall -Wextra -Wpedantic -Werror -Wshadow -Wnon-virtual-dtor -Wcast-align \
+            -Woverloaded-virtual -Wformat=2
+CXXFLAGS ?= -O2 -g
+CXXFLAGS += -std=c++20 $(WARNINGS) -D_GNU_SOURCE
+CPPFLAGS += -MMD -MP
+LDFLAGS ?=
+ifeq ($(SANITIZE),1)
+SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+CXXFLAGS += $(SAN_FLAGS) -O1
+LDFLAGS += $(SAN_FLAGS)
+endif
+SSL_LIBS := -lssl -lcrypto
+
+COMMON_SRCS := $(wildcard $(REPO_ROOT)/common/*.cpp)
+COMMON_OBJS := $(patsubst $(REPO_ROOT)/%.cpp,$(BUILD)/%.o,$(COMMON_SRCS))
+
+# The flags file changes only when the flags do, so binaries relink then.
+FLAGS_FILE := $(BUILD)/flags
+FLAGS_NOW := $(CXX) $(CXXFLAGS) $(LDFLAGS)
+$(shell mkdir -p $(BUILD) && \
+  (test "$$(cat $(FLAGS_FILE) 2>/dev/null)" = "$(FLAGS_NOW)" || echo "$(FLAGS_NOW)" > $(FLAGS_FILE)))
+
+$(BUILD)/%.o: $(REPO_ROOT)/%.cpp $(FLAGS_FILE)
+	@mkdir -p $(dir $@)
+	$(CXX) $(CPPFLAGS) $(CXXFLAGS) -c $< -o $@
+
+# Missing compiler, headers or tools: install them, or say how.
+.PHONY: deps
+deps:
+	@CXX="$(CXX)" $(REPO_ROOT)/common/check-deps.sh
+
+-include $(shell find $(REPO_ROOT)/build/$(VARIANT) -name '*.d' 2>/dev/null)

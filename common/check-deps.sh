@@ -1,0 +1,52 @@
+#!/bin/sh
+# common/check-deps.sh: is everything the build and the tests need here?
+#
+# Checks for the compiler, OpenSSL 3 headers, doctest and the tools the
+# interop tests talk to. Anything missing is installed with apt-get when we
+# are root or have password-less sudo; otherwise we stop and print the exact
+# command to run. Prints nothing when all is present.
+set -eu
+
+missing=""
+need() { # need PACKAGE TEST...
+    pkg=$1
+    shift
+    if ! "$@" >/dev/null 2>&1; then missing="$missing $pkg"; fi
+}
+have() { command -v "$1"; }
+
+cxx=${CXX:-g++}
+case "$cxx" in
+*clang*) need clang have "$cxx" ;;
+*) need g++ have "$cxx" ;;
+esac
+need make have make
+need libssl-dev test -f /usr/include/openssl/ssl.h
+need openssl have openssl
+need doctest-dev test -f /usr/include/doctest/doctest.h
+need netcat-openbsd sh -c 'nc -h 2>&1 | grep -q -i "openbsd\|-U"'
+need socat have socat
+need ncat have ncat
+need iproute2 have ss
+need procps have ps
+
+[ -z "$missing" ] && exit 0
+
+echo "missing:$missing" >&2
+if [ "$(id -u)" -eq 0 ]; then
+    sudo=""
+elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+    sudo="sudo"
+else
+    echo "run: sudo apt-get update && sudo apt-get install -y$missing" >&2
+    exit 1
+fi
+if ! command -v apt-get >/dev/null 2>&1; then
+    echo "no apt-get here: install$missing with your package manager" >&2
+    exit 1
+fi
+echo "installing:$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq >&2
+# shellcheck disable=SC2086
+$sudo apt-get install -y -qq --no-install-recommends $missing >&2

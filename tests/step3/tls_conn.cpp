@@ -169,11 +169,33 @@ std::string client_hello(std::string_view host) {
     return std::string(data, static_cast<std::size_t>(len));
 }
 
-void make_certs(const std::string& dir) {
+Certs::Certs() {
     std::string out;
-    const int rc = shell(repo_path("step3_tls/make-certs.sh") + " " + dir + " 2>&1", &out);
+    const int rc = shell(repo_path("step3_tls/make-certs.sh") + " " + dir_.str() + " 2>&1", &out);
     INFO(out);
     REQUIRE(rc == 0);
+}
+
+void Certs::issue(std::string_view name, std::string_view subject, std::string_view extension,
+                  int days) const {
+    const std::string n = dir_ / name;
+    write_file(n + ".ext", std::string(extension) + "\n");
+    const std::string cmd =
+        "set -e; cd " + dir_.str() +
+        "; openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -noenc -keyout " + n +
+        ".key -out " + n + ".csr -subj '" + std::string(subject) +
+        "' 2>&1; openssl x509 -req -in " + n + ".csr -CA ca.crt -CAkey ca.key -days " +
+        std::to_string(days) + " -extfile " + n + ".ext -out " + n + ".crt 2>&1";
+    std::string out;
+    const int rc = shell(cmd, &out);
+    INFO(out);
+    REQUIRE(rc == 0);
+}
+
+Server start_tls_server(const Certs& certs, std::vector<std::string> extra) {
+    std::vector<std::string> args = {"--cert", certs / "server.crt", "--key", certs / "server.key"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return start_server("step3_tls/server", args);
 }
 
 TempDir::TempDir() {

@@ -62,9 +62,6 @@ class TlsConn {
 // A ClientHello as OpenSSL would send it to `host` (for half-sent handshakes).
 std::string client_hello(std::string_view host = "localhost");
 
-// Run make-certs.sh into `dir` (ca, server for localhost, alice); REQUIREs success.
-void make_certs(const std::string& dir);
-
 // A temporary directory, removed with everything in it when the object dies.
 class TempDir {
   public:
@@ -78,5 +75,25 @@ class TempDir {
   private:
     std::string path_;
 };
+
+// Throwaway key material in a temporary directory: make-certs.sh's set (ca,
+// server for localhost/127.0.0.1/::1, alice), plus whatever a test issues.
+class Certs {
+  public:
+    Certs();  // runs step3_tls/make-certs.sh; REQUIREs success
+    std::string operator/(std::string_view name) const { return dir_ / name; }
+    const std::string& dir() const { return dir_.str(); }
+    // NAME.key and NAME.crt signed by this CA, with an x509v3 extension
+    // config line such as "subjectAltName=DNS:other.example" ("" for none),
+    // valid for `days` from now (-1: expired yesterday).
+    void issue(std::string_view name, std::string_view subject, std::string_view extension,
+               int days = 30) const;
+
+  private:
+    TempDir dir_;
+};
+
+// The stage 3 server with these certificates on a free loopback port.
+Server start_tls_server(const Certs& certs, std::vector<std::string> extra = {});
 
 }  // namespace test

@@ -167,8 +167,13 @@ Context make_server_context(const ServerFiles& files) {
     Context ctx(SSL_CTX_new(TLS_server_method()));
     if (!ctx) throw_error("SSL_CTX_new");
     SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);  // TLS 1.0/1.1 are broken
+    // No renegotiation (a mid-connection handshake the select loop would have
+    // to expect anywhere), no compression (CRIME), our suite order wins, and
+    // a client's bare FIN reads as EOF like in stage 2 (SPEC: "plain FIN, or
+    // TLS close_notify"): its last line is then taken as sent, as without TLS.
     SSL_CTX_set_options(ctx.get(), SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
-                                       SSL_OP_CIPHER_SERVER_PREFERENCE);
+                                       SSL_OP_CIPHER_SERVER_PREFERENCE |
+                                       SSL_OP_IGNORE_UNEXPECTED_EOF);
     // TLS 1.2 suites: forward-secret key exchange (ECDHE) and an AEAD cipher.
     // TLS 1.3 suites are set by SSL_CTX_set_ciphersuites; its defaults are good.
     if (SSL_CTX_set_cipher_list(ctx.get(), "ECDHE+AESGCM:ECDHE+CHACHA20") != 1) {

@@ -123,11 +123,16 @@ std::string take_errors() {
     int flags = 0;
     while (unsigned long code = ERR_get_error_all(nullptr, nullptr, nullptr, &data, &flags)) {
         std::string reason;
-        if (const char* text = ERR_reason_error_string(code)) {
+        if (ERR_SYSTEM_ERROR(code)) {  // a failed system call: the reason is errno
+            reason = std::generic_category().message(ERR_GET_REASON(code));
+        } else if (const char* text = ERR_reason_error_string(code)) {
             reason = text;
         } else {
             reason = "OpenSSL error " + std::to_string(code);
         }
+        // "system lib", "PEM lib": only "a layer below failed", which the
+        // entries around it say better.
+        if (reason.size() > 4 && reason.ends_with(" lib")) continue;
         if (out.find(reason) != std::string::npos) continue;  // say each reason once
         if (!out.empty()) out += ": ";
         out += reason;

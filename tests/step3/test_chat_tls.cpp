@@ -127,7 +127,8 @@ TEST_CASE("step3: 64 KiB in one SSL_write (several TLS records) is relayed whole
     std::string burst;
     std::vector<std::string> lines;
     for (int i = 0; burst.size() < 64 * 1024; ++i) {
-        std::string line = "line " + std::to_string(i) + " " + std::string(100 + i % 900, 'a' + i % 26);
+        std::string line =
+            "line " + std::to_string(i) + " " + std::string(100 + i % 900, 'a' + i % 26);
         burst += line + "\n";
         lines.push_back(line);
     }
@@ -172,7 +173,9 @@ TEST_CASE("step3: SIGTERM tells TLS clients, closes with close_notify, exits 0")
     CHECK(s.proc.wait(3000ms) == 0);
 }
 
-TEST_CASE("step3: --max-clients counts handshaking clients; the refused one is told after its handshake") {
+TEST_CASE(
+    "step3: --max-clients counts handshaking clients; the refused one is told after its "
+    "handshake") {
     Certs certs;
     Server s = start_tls_server(certs, {"--max-clients", "1"});
     // TCP only: in the server's eyes still in its handshake. It is ahead in

@@ -30,9 +30,9 @@
 // longer shows (SSL_pending), so a read drains those before select() again.
 
 #include <netinet/in.h>
+#include <openssl/ssl.h>
 #include <sys/select.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
 
 #include <algorithm>
 #include <array>
@@ -44,6 +44,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "../common/daemon.hpp"
@@ -513,44 +514,43 @@ void Server::on_handshake(Connection& c) {
 // Step 9a: the client sent bytes, or EOF, or its connection failed.
 void Server::on_readable(Connection& c) {
     if (c.handshaking) return on_handshake(c);
-    c.read_wants_write = false;
     std::array<char, kReadSize> buffer;
-    // One record per SSL_read; repeat while OpenSSL still holds decrypted
-    // bytes: select() cannot see them, so it would not wake us for them.
-    do {
-        const IoResult r = c.read_some(buffer);
-        switch (r.status) {
-            case IoResult::would_block:  // WANT_READ: a partial record; WANT_WRITE: see on_writable
-                c.read_wants_write = c.wait_write;
-                return;
-            case IoResult::error:  // a reset, a corrupt or forged record ...
-                drop(c, chat::LostReason::error, r.reason);
-                return;
-            case IoResult::eof:
-                ctx_.explain.received(c.fd(), 0);
-                c.peer_eof = true;
-                if (!c.leaving) {
-                    c.close_reason = "closed by client";
-                    apply(room_.end_of_input(c.id()));
-                }
-                progress_close(c, Clock::now());
-                return;
-            case IoResult::ok:
-                ctx_.explain.received(c.fd(), r.bytes);
-                // A leaving client's input is read and thrown away: closing a
-                // socket with unread input makes the kernel send RST, which can
-                // destroy our last lines to it.  docs/02-multiclient.md#closing-politely
-                if (!c.leaving)
-                    apply(room_.receive(c.id(), std::string_view(buffer.data(), r.bytes)));
-                break;
-        }
-    } while (!c.dead && c.pending());  // docs/03-tls.md#ssl_pending
+    const IoResult r = c.read_some(buffer);
+    switch (r.status) {
+        case IoResult::would_block:  // WANT_READ: a record is incomplete; WANT_WRITE: on_writable
+            c.read_wants_write = c.wait_write;
+            return;
+        case IoResult::error:  // a reset, a corrupt or forged record ...
+            drop(c, chat::LostReason::error, r.reason);
+            return;
+        case IoResult::eof:  // close_notify (or a bare FIN): the client sends no more
+            ctx_.explain.note("SSL_read -> end of stream on fd " + std::to_string(c.fd()) +
+                                  ": flush what is queued for it, then close",
+                              "03-tls.md#close_notify");
+            c.peer_eof = true;
+            if (!c.leaving) {
+                c.close_reason = "closed by client";
+                apply(room_.end_of_input(c.id()));
+            }
+            progress_close(c, Clock::now());
+            return;
+        case IoResult::ok:
+            ctx_.explain.received(c.fd(), r.bytes);
+            // A leaving client's input is read and thrown away: closing a
+            // socket with unread input makes the kernel send RST, which can
+            // destroy our last lines to it.  docs/02-multiclient.md#closing-politely
+            if (!c.leaving) apply(room_.receive(c.id(), std::string_view(buffer.data(), r.bytes)));
+            // OpenSSL may still hold decrypted bytes of this record, which
+            // select() cannot see: take them now.  docs/03-tls.md#ssl_pending
+            if (!c.dead && c.pending()) on_readable(c);
+            return;
+    }
 }
 
 // Step 9b: the client can take more of its queue.
 void Server::on_writable(Connection& c) {
-    if (c.handshaking) return on_handshake(c);  // it waited to send its flight
-    if (c.read_wants_write) on_readable(c);     // SSL_read had something to send first
+    if (c.handshaking) return on_handshake(c);                     // it waited to send its flight
+    if (std::exchange(c.read_wants_write, false)) on_readable(c);  // SSL_read must send first
     if (c.dead || c.unsent() == 0) return progress_close(c, Clock::now());
     const IoResult r = c.write_some();
     if (r.status == IoResult::error) {  // EPIPE, ECONNRESET
@@ -671,6 +671,7 @@ void Server::shut_down() {
     apply(room_.shutdown());
     const auto deadline = Clock::now() + kShutdownFlush;
     for (auto& [id, c] : clients_) {
+        if (c.handshaking) c.dead = true;  // not in the chat yet: nobody to tell
         if (!c.leaving) {
             c.leaving = true;
             c.close_reason = "server shutting down";

@@ -48,8 +48,10 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
-// How many finished handshakes the kernel may queue for us. docs/01-echo.md#listen
-constexpr int kBacklog = 128;
+// How many finished handshakes the kernel may queue for us. Hundreds of
+// clients may connect at once; when the queue is full the kernel drops their
+// SYNs and each waits a 1 s retransmission.  docs/01-echo.md#listen
+constexpr int kBacklog = 1024;
 // Descriptors the server needs besides its clients (stdio, listener, signal
 // pipe, log file, a connection being refused) stay below FD_SETSIZE too.
 constexpr long kMaxClientsLimit = FD_SETSIZE - 16;
@@ -331,7 +333,7 @@ void Server::wait_for_events(fd_set& readable, fd_set& writable, int& ready,
 
 // Step 8: take every waiting connection off the accept queue.
 void Server::accept_clients() {
-    for (int i = 0; i < 64; ++i) {  // a bounded batch, then serve the others again
+    for (int i = 0; i < 256; ++i) {  // a bounded batch, then serve the others again
         sockaddr_storage peer_addr{};
         socklen_t peer_len = sizeof peer_addr;
         // docs/01-echo.md#accept  (SOCK_NONBLOCK: the new socket never blocks either)

@@ -129,8 +129,8 @@ class Connection {
     SSL* ssl() const { return ssl_.get(); }
 
     // One more step of the server's side of the TLS handshake: ok when it is
-    // complete, would_block when OpenSSL waits for the socket (wait_read /
-    // wait_write say for what).  docs/03-tls.md#ssl_accept
+    // complete, would_block when OpenSSL waits for the socket (to become
+    // writable when wait_write is set, else readable).  docs/03-tls.md#ssl_accept
     IoResult handshake() {
         wait_write = false;
         const int rc = ::SSL_accept(ssl());

@@ -151,18 +151,29 @@ class Connection {
     // docs/03-tls.md#ssl_pending
     bool pending() const { return ::SSL_pending(ssl()) > 0; }
 
-    // Encrypt and send up to one record from the queue. After WANT_WRITE the
-    // next call must pass the very same bytes again, so they wait in record_
-    // until SSL_write takes them.  docs/03-tls.md#ssl_write
+    // Send as much of the queue as the kernel takes now, one record (16 KiB)
+    // per SSL_write. WANT_WRITE means the socket is full: the rest waits for
+    // the next "writable". The next call must then pass the very same bytes
+    // again, so they wait in record_ until SSL_write takes them.
+    // docs/03-tls.md#ssl_write
     IoResult write_some() {
-        wait_write = false;
-        if (record_.empty()) fill_record();
-        std::size_t n = 0;
-        const int rc = ::SSL_write_ex(ssl(), record_.data(), record_.size(), &n);
-        if (rc != 1) return failed(rc);
-        unsent_ -= n;
-        record_.clear();
-        return {IoResult::ok, n};
+        std::size_t total = 0;
+        while (unsent_ > 0) {
+            wait_write = false;
+            if (record_.empty()) fill_record();
+            std::size_t n = 0;
+            const int rc = ::SSL_write_ex(ssl(), record_.data(), record_.size(), &n);
+            if (rc != 1) {
+                const IoResult r = failed(rc);
+                return r.status == IoResult::would_block && total > 0
+                           ? IoResult{IoResult::ok, total}
+                           : r;
+            }
+            unsent_ -= n;
+            record_.clear();
+            total += n;
+        }
+        return {IoResult::ok, total};
     }
 
     // The TLS half-close: close_notify, then FIN. would_block: call again

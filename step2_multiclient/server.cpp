@@ -148,6 +148,7 @@ class Connection {
     bool write_shut = false;
     bool dead = false;  // close it at the end of this pass
     std::string close_reason;
+    std::string nick;                  // for log lines, kept after the Room has let it go
     Clock::time_point close_by{};      // a leaving client's deadline
     Clock::time_point behind_since{};  // when its queue last passed kPauseReading
 
@@ -379,9 +380,10 @@ void Server::accept_clients() {
         }
 
         const chat::ClientId id = next_id_++;
-        clients_.try_emplace(id, id, std::move(fd), peer);
+        Connection& c = clients_.try_emplace(id, id, std::move(fd), peer).first->second;
         apply(room_.join(id));
-        ctx_.log.info(peer, " connected as ", room_.nick(id));
+        c.nick = room_.nick(id);
+        ctx_.log.info(peer, " connected as ", c.nick);
     }
 }
 
@@ -409,7 +411,10 @@ void Server::on_readable(Connection& c) {
             // A leaving client's input is read and thrown away: closing a
             // socket with unread input makes the kernel send RST, which can
             // destroy our last lines to it.  docs/02-multiclient.md#closing-politely
-            if (!c.leaving) apply(room_.receive(c.id(), std::string_view(buffer.data(), r.bytes)));
+            if (!c.leaving) {
+                apply(room_.receive(c.id(), std::string_view(buffer.data(), r.bytes)));
+                if (room_.contains(c.id())) c.nick = room_.nick(c.id());  // after /nick
+            }
             return;
     }
 }
@@ -507,7 +512,7 @@ void Server::sweep() {
         if (room_.contains(c.id())) apply(room_.lost(c.id(), chat::LostReason::error));
         if (!c.peer_eof) discard_input(c.fd());
         ctx_.explain.closing(c.fd());
-        ctx_.log.info(c.peer(), " closed (", c.close_reason, ")");
+        ctx_.log.info(c.peer(), " (", c.nick, ") closed: ", c.close_reason);
         it = clients_.erase(it);  // ~Connection closes the descriptor
     }
 }

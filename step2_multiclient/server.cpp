@@ -210,6 +210,7 @@ class Server {
     chat::ClientId next_id_ = 1;
     bool stopping_ = false;
     std::optional<Clock::time_point> accept_paused_until_;
+    bool out_of_descriptors_ = false;  // the last accept() failed with EMFILE
 };
 
 // Steps 1-4, as in stage 1, plus O_NONBLOCK: accept() must never wait.
@@ -348,14 +349,18 @@ void Server::accept_clients() {
                 // queue and the listener stays readable, so select() would
                 // return at once, forever: stop watching the listener for a
                 // moment instead of spinning.  docs/02-multiclient.md#emfile
-                ctx_.log.info("accept: ", std::generic_category().message(errno),
-                              "; pausing accept for ", kAcceptPause.count(), " ms");
+                if (!out_of_descriptors_) {  // one log line per episode, not ten a second
+                    ctx_.log.info("accept: ", std::generic_category().message(errno),
+                                  "; pausing accept for ", kAcceptPause.count(), " ms at a time");
+                }
+                out_of_descriptors_ = true;
                 accept_paused_until_ = Clock::now() + kAcceptPause;
                 return;
             }
             ctx_.log.info("accept: ", std::generic_category().message(errno));
             return;
         }
+        out_of_descriptors_ = false;
         const std::string peer =
             common::format_address(reinterpret_cast<sockaddr*>(&peer_addr), peer_len);
         ctx_.explain.accepted(listener_.get(), fd.get(), peer);

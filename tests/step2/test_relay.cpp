@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -467,4 +468,47 @@ TEST_CASE("relay: a port in use is exit 1 naming bind and the address") {
     CHECK(second.wait() == 1);
     CHECK(second.stderr_text() ==
           "bind 127.0.0.1:" + std::to_string(s.port) + ": Address already in use\n");
+}
+
+namespace {
+// CPU time (user + system) a process has used, in clock ticks.
+long cpu_ticks(pid_t pid) {
+    const std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat");
+    std::istringstream rest(stat.substr(stat.rfind(')') + 2));
+    std::string field;
+    long utime = 0, stime = 0;
+    for (int i = 3; i <= 15; ++i) {
+        rest >> field;
+        if (i == 14) utime = std::stol(field);
+        if (i == 15) stime = std::stol(field);
+    }
+    return utime + stime;
+}
+}  // namespace
+
+TEST_CASE("relay: out of descriptors (EMFILE) — logged, no busy loop, serving goes on") {
+    Child proc(
+        {"prlimit", "--nofile=24:24", repo_path(kServer), "--port", "0", "--bind", "127.0.0.1"});
+    const auto first = proc.out().line();
+    REQUIRE(first.has_value());
+    const int port = std::stoi(first->substr(first->rfind(':') + 1));
+    std::vector<std::unique_ptr<Conn>> conns;
+    for (int i = 0; i < 30; ++i)
+        conns.push_back(std::make_unique<Conn>(port));
+    REQUIRE(eventually([&] {
+        return proc.stderr_text().find("accept: Too many open files") != std::string::npos;
+    }));
+    // The queued connections keep the listener readable: a naive loop spins.
+    const long before = cpu_ticks(proc.pid());
+    std::this_thread::sleep_for(1000ms);
+    CHECK(cpu_ticks(proc.pid()) - before < 30);  // well under a third of a CPU second
+    CHECK(proc.running());
+    // The admitted clients chat meanwhile.
+    const auto welcome = conns[0]->line();
+    REQUIRE(welcome.has_value());
+    CHECK(*welcome == "* welcome guest-1 (1 online)");
+    // Free descriptors: the waiting connections are accepted.
+    for (int i = 0; i < 15; ++i)
+        conns[i].reset();
+    CHECK(conns[29]->line(5000ms).value_or("").rfind("* welcome guest-", 0) == 0);
 }

@@ -30,6 +30,7 @@
 #include <map>
 #include <optional>
 #include <span>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -565,6 +566,16 @@ int run(const common::ServerOptions& opts, long max_clients) {
     Context ctx{log, explain, signals};
 
     common::Fd listener = open_listener(opts, ctx);
+    // select() can watch only descriptors below FD_SETSIZE; a process started
+    // with a thousand descriptors already open cannot use it at all.
+    // docs/02-multiclient.md#fd_setsize
+    for (int fd : {listener.get(), signals.fd()}) {
+        if (fd >= FD_SETSIZE) {
+            throw std::runtime_error("select: descriptor " + std::to_string(fd) +
+                                     " is not below FD_SETSIZE (" + std::to_string(FD_SETSIZE) +
+                                     "); too many descriptors were open at start");
+        }
+    }
     common::Service service =
         common::start_service(opts, log, common::local_address(listener.get()));
 

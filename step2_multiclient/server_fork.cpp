@@ -233,11 +233,13 @@ int run(const common::ServerOptions& opts) {
     common::Explain explain(opts.explain);
     common::Signals signals;  // SIGINT/SIGTERM stop us, SIGHUP reopens the log
     Context ctx{log, explain, signals};
-    install_sigchld_handler();
 
     common::Fd listener = open_listener(opts, ctx);
     common::Service service =
         common::start_service(opts, log, common::local_address(listener.get()));
+    // After start_service: --daemon forks and waits for its own children
+    // there, and our handler must not reap them first.
+    install_sigchld_handler();
     Children children;
 
     bool accept_failing = false;

@@ -91,6 +91,27 @@ TEST_CASE("step3: text, /nick, /msg, /who, unknown commands and /quit as in stag
     CHECK(b.conn.line() == "* alice left");
 }
 
+TEST_CASE("step3: /help, usage errors and nick rules over TLS") {
+    Certs certs;
+    Server s = start_tls_server(certs);
+    Member a(s.port, certs);
+    a.conn.send("/help\n");
+    auto first = a.conn.line();
+    REQUIRE(first.has_value());
+    CHECK(first->rfind("* ", 0) == 0);
+    a.conn.available(200ms);  // the rest of the help
+    a.conn.send("/msg nobody\n");
+    CHECK(a.conn.line() == "* error: usage: /msg NAME TEXT");
+    a.conn.send("/msg nobody hi\n");
+    CHECK(a.conn.line() == "* error: no such user nobody");
+    a.conn.send("/nick a b\n");
+    const auto bad = a.conn.line();
+    REQUIRE(bad.has_value());
+    CHECK(bad->rfind("* error: ", 0) == 0);
+    a.conn.send("/who\n");
+    CHECK(a.conn.line() == "* online: guest-1");
+}
+
 TEST_CASE("step3: close_notify from a client is its EOF: the last line counts, then it leaves") {
     Certs certs;
     Server s = start_tls_server(certs);

@@ -40,6 +40,7 @@
 #include <cstdio>
 #include <deque>
 #include <exception>
+#include <filesystem>
 #include <map>
 #include <optional>
 #include <span>
@@ -817,6 +818,11 @@ int main(int argc, char** argv) {
          }},
     };
     const common::ServerOptions opts = common::parse_server_options(argc, argv, "7003", extras);
+    // SIGHUP reads the files again, maybe after --daemon's chdir("/"): make
+    // the paths absolute now.
+    for (std::string* file : {&tls_opts.files.cert, &tls_opts.files.key, &tls_opts.files.ca}) {
+        if (!file->empty()) *file = std::filesystem::absolute(*file).string();
+    }
     if (tls_opts.files.require_client_cert && tls_opts.files.ca.empty()) {
         std::fprintf(
             stderr,

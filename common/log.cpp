@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <utility>
 
 #include "error.hpp"
 
@@ -35,8 +36,10 @@ void Logger::open_file(const std::string& path) {
         check(::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640), "open", path));
 }
 
-void Logger::use_syslog(const char* ident) {
-    ::openlog(ident, LOG_PID | LOG_NDELAY, LOG_DAEMON);
+void Logger::use_syslog(std::string ident) {
+    ident_ = std::move(ident);
+    // LOG_NDELAY: connect to /dev/log now, not at the first line.
+    ::openlog(ident_.c_str(), LOG_PID | LOG_NDELAY, LOG_DAEMON);
     syslog_ = true;
 }
 

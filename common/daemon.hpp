@@ -18,7 +18,7 @@
 // close-on-exec (SOCK_CLOEXEC, O_CLOEXEC, accept4(..., SOCK_CLOEXEC)). A
 // descriptor that came in through execve() cannot have that flag (it would
 // have been closed), so --daemon keeps exactly the close-on-exec descriptors
-// and closes the rest. docs/daemon.md#4-close-what-we-inherited
+// and closes the rest. docs/daemon.md#6-close-what-we-inherited
 //
 // The returned Service removes the pid file when it ends, in the process that
 // created it only (a server_fork child leaving main() does not remove it).

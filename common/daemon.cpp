@@ -15,6 +15,7 @@
 #include <cerrno>
 #include <climits>
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -301,6 +302,16 @@ std::string syslog_ident() {
     return dir == std::string::npos ? path.substr(base + 1) : path.substr(dir + 1);
 }
 
+// Without --daemon: the pid file, --user, then the `listening on` line.
+Service serve_here(const ServerOptions& opts, Logger& log, const std::optional<User>& user,
+                   std::string_view listening_on) {
+    Service service = claim(opts, log, user);
+    std::printf("listening on %.*s\n", static_cast<int>(listening_on.size()), listening_on.data());
+    std::fflush(stdout);
+    log.info("listening on ", listening_on);
+    return service;
+}
+
 }  // namespace
 
 Service::Service(std::string pidfile, Fd locked)
@@ -325,15 +336,11 @@ Service start_service(const ServerOptions& opts, Logger& log, std::string_view l
     // while we still have their terminal.
     std::optional<User> user;
     if (!opts.user.empty()) user = look_up_user(opts.user);
-
-    if (!opts.daemon) {
-        Service service = claim(opts, log, user);
-        std::printf("listening on %.*s\n", static_cast<int>(listening_on.size()),
-                    listening_on.data());
-        std::fflush(stdout);
-        log.info("listening on ", listening_on);
-        return service;
-    }
+    if (!opts.daemon) return serve_here(opts, log, user, listening_on);
+    // The daemon will chdir("/"): a relative --pidfile must mean the
+    // directory the user started us in.
+    ServerOptions daemon_opts = opts;
+    if (!opts.pidfile.empty()) daemon_opts.pidfile = std::filesystem::absolute(opts.pidfile);
 
     // docs/daemon.md#the-steps
     Fd to_starter = detach(listening_on);
@@ -345,7 +352,7 @@ Service start_service(const ServerOptions& opts, Logger& log, std::string_view l
         // docs/daemon.md#5-chdir-and-umask
         check(::chdir("/"), "chdir", "/");
         ::umask(027);
-        Service service = claim(opts, log, user);  // pid file, then --user
+        Service service = claim(daemon_opts, log, user);  // pid file, then --user
         close_inherited_descriptors();
         stdio_to_dev_null();
         log.info("daemon started, pid ", ::getpid(), ", listening on ", listening_on);

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <filesystem>
 #include <utility>
 
 #include "error.hpp"
@@ -31,7 +32,10 @@ std::string timestamp() {
 }  // namespace
 
 void Logger::open_file(const std::string& path) {
-    path_ = path;
+    // Absolute, so that SIGHUP reopens the same path after a daemon's chdir("/").
+    std::error_code ignored;
+    const auto absolute = std::filesystem::absolute(path, ignored);
+    path_ = absolute.empty() ? path : absolute.string();
     file_.reset(
         check(::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640), "open", path));
 }

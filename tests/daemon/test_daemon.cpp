@@ -167,8 +167,9 @@ class TempDir {
     std::string path_;
 };
 
-// Every running process of `binary` whose command line names `pidfile` (each
-// test's pid file path is unique: mkdtemp).
+// Every running process of `binary` whose command line names `pidfile`, or
+// whose environment has SOCKTEST_PIDFILE=`pidfile` (each test's pid file path
+// is unique: mkdtemp).
 std::vector<pid_t> processes_using(const std::string& binary, const std::string& pidfile) {
     std::vector<pid_t> out;
     for (const auto& e : fs::directory_iterator("/proc")) {
@@ -176,8 +177,13 @@ std::vector<pid_t> processes_using(const std::string& binary, const std::string&
         if (name.find_first_not_of("0123456789") != std::string::npos) continue;
         const pid_t p = static_cast<pid_t>(std::stol(name));
         if (link_target(e.path().string() + "/exe") != binary) continue;
-        std::string cmdline = read_file(e.path().string() + "/cmdline");
-        if (cmdline.find(pidfile) != std::string::npos && alive(p)) out.push_back(p);
+        const std::string cmdline = read_file(e.path().string() + "/cmdline");
+        const std::string environ = read_file(e.path().string() + "/environ");
+        if ((cmdline.find(pidfile) != std::string::npos ||
+             environ.find("SOCKTEST_PIDFILE=" + pidfile) != std::string::npos) &&
+            alive(p)) {
+            out.push_back(p);
+        }
     }
     return out;
 }
@@ -541,6 +547,34 @@ TEST_CASE("daemon: SIGHUP reopens --log-file after logrotate renamed it") {
         CHECK(eventually([&] { return read_file(log).find(peer) != std::string::npos; }));
         CHECK(read_file(rotated).find(peer) == std::string::npos);
         CHECK(alive(pid));
+    }
+}
+
+TEST_CASE("daemon: relative --pidfile and --log-file name the starter's directory") {
+    for (const auto& b : binaries()) {
+        INFO("server: " << b.path);
+        TempDir dir;
+        const std::string pidfile = dir / "server.pid";
+        const std::string log = dir / "server.log";
+        DaemonGuard guard(pidfile, b);
+        // The daemon does chdir("/"); "server.pid" must still mean dir/server.pid.
+        const Started s =
+            run(b, {"-d", "--pidfile", "server.pid", "--log-file", "server.log", "--port", "0"},
+                {"bash", "-c", "cd \"$0\" && exec \"$@\"", dir.str()},
+                SpawnOptions{false, "", "", {"SOCKTEST_PIDFILE=" + pidfile}});  // for the guard
+        INFO("stderr: " << s.err);
+        REQUIRE(s.code == 0);
+        const pid_t pid = guard.pid();
+        REQUIRE(pid > 0);
+        CHECK(link_target("/proc/" + std::to_string(pid) + "/cwd") == "/");
+        if (b.sighup_reopens_log) {
+            fs::rename(log, dir / "server.log.1");
+            REQUIRE(::kill(pid, SIGHUP) == 0);
+            CHECK(eventually([&] { return fs::exists(log); }));  // not /server.log
+        }
+        REQUIRE(::kill(pid, SIGTERM) == 0);
+        CHECK(eventually([&] { return !alive(pid); }, 3000ms));
+        CHECK_FALSE(fs::exists(pidfile));
     }
 }
 

@@ -409,6 +409,8 @@ TEST_CASE("daemon: a second start on the same pid file fails while the first run
         CHECK(second.out.empty());  // no `listening on`: it is not serving
         CHECK(alive(pid));
         CHECK(pid_in(pidfile) == pid);  // the loser did not overwrite it
+        // The loser's daemon reported its error and exited: only the first runs.
+        CHECK(eventually([&] { return processes_using(repo_path(b.path), pidfile).size() == 1; }));
         probe(b, first.port);
     }
 }

@@ -21,11 +21,16 @@ using Bio = std::unique_ptr<BIO, Deleter<BIO_free>>;
 // "run `make certs`" belongs to every complaint about the server's files.
 constexpr std::string_view kHint = " (run `make certs` to create the stage 3 certificates)";
 
-// A failed load of `what` (e.g. "certificate /x/server.crt"), with the reason.
+// A failed load of `what` (e.g. "certificate /x/server.crt"), with the reason
+// and what to do about it.
 [[noreturn]] void file_error(std::string_view what, std::string_view hint = kHint) {
     std::string reason = take_errors();
-    throw Error(std::string(what) + ": " + (reason.empty() ? "cannot be loaded" : reason) +
-                std::string(hint));
+    if (reason.empty()) reason = "cannot be loaded";
+    if (reason.find("Permission denied") != std::string::npos) {
+        // Typically a SIGHUP after --user dropped root: the key is root's.
+        hint = " (the file must be readable by the user the server runs as)";
+    }
+    throw Error(std::string(what) + ": " + reason + std::string(hint));
 }
 
 // The narration for one handshake message type (RFC 8446 section 4).

@@ -44,8 +44,11 @@ work=$(mktemp -d)
 server_pid=""
 tcpdump_pid=""
 cleanup() {
-    [ -n "$tcpdump_pid" ] && kill "$tcpdump_pid" 2>/dev/null && wait "$tcpdump_pid" 2>/dev/null
-    [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+    local p
+    for p in $tcpdump_pid $server_pid; do
+        kill "$p" 2>/dev/null || continue
+        wait "$p" 2>/dev/null || true
+    done
     rm -rf "$work"
 }
 trap cleanup EXIT

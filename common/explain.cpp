@@ -15,6 +15,8 @@
 namespace common {
 namespace {
 
+constexpr unsigned kListenState = 10;  // TCP_LISTEN (the kernel's tcp_states.h)
+
 const char* tcp_state_name(unsigned state) {
     static const char* const names[] = {"?",          "ESTABLISHED", "SYN_SENT",  "SYN_RECV",
                                         "FIN_WAIT1",  "FIN_WAIT2",   "TIME_WAIT", "CLOSE",
@@ -377,6 +379,13 @@ void Explain::snapshot(int fd, std::string_view when) {
     if (::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0) return;
     const std::size_t have = len;
     std::ostringstream s;
+    if (info.tcpi_state == kListenState) {
+        // For a listening socket Linux reports its accept queue in these two fields.
+        s << "TCP_INFO " << when << " fd " << fd << ": state LISTEN, accept queue "
+          << info.tcpi_unacked << " connection(s) waiting, backlog " << info.tcpi_sacked;
+        line(s.str(), "docs/tcp-on-the-wire.md#tcp_info");
+        return;
+    }
     s << "TCP_INFO " << when << " fd " << fd << ": state " << tcp_state_name(info.tcpi_state)
       << ", MSS " << info.tcpi_snd_mss << " bytes (advertised " << info.tcpi_advmss << "), RTT "
       << millis(info.tcpi_rtt) << " (variance " << millis(info.tcpi_rttvar) << "), RTO "

@@ -110,10 +110,10 @@ case "$stage" in
     ;;
 2 | 3)
     # Two chat clients: alice speaks, bob answers, both leave.
-    run alice "sleep 0.3; printf 'hello bob\n'; sleep 0.6" &
+    run alice "sleep 0.2; printf '/nick alice\n'; sleep 0.3; printf 'hello bob\n'; sleep 0.6" &
     alice=$!
     sleep 0.15
-    run bob "sleep 0.5; printf 'hi alice\n'; sleep 0.2" &
+    run bob "sleep 0.3; printf '/nick bob\n'; sleep 0.3; printf 'hi alice\n'; sleep 0.2" &
     bob=$!
     wait "$alice" "$bob"
     ;;

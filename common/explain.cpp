@@ -189,9 +189,10 @@ void Explain::closing(int fd) {
     if (!enabled_) return;
     snapshot(fd, "before close");
     std::ostringstream s;
-    s << "close(fd " << fd << "): the descriptor is gone. If we had not sent FIN yet the kernel "
-      << "sends it now (or RST, if unread data is left in the receive buffer); the side that "
-      << "sent the first FIN waits in TIME_WAIT.";
+    s << "close(fd " << fd << "): the descriptor is gone. If it was the last one for this "
+      << "connection (no fork()ed copy remains) and we had not sent FIN yet, the kernel sends it "
+      << "now (or RST, if unread data is left in the receive buffer); the side that sent the "
+      << "first FIN waits in TIME_WAIT.";
     line(s.str(), "docs/01-echo.md#close");
     sends_.erase(fd);
     receives_.erase(fd);

@@ -8,6 +8,7 @@
 #   mss           loopback's MSS, and the MSS with an Ethernet-sized MTU
 #   retransmit    segments that get no ACK: the retransmission timer backs off
 #   sockets       the 4-tuple, descriptors, the accept queue and the buffers, seen by ss
+#   fork          stage 2's server_fork: who holds which socket after fork()
 #
 # Loopback only. mss and retransmit change lo's MTU or take lo down, so they
 # run in a private network namespace of their own (unshare -n, needs root);
@@ -204,6 +205,42 @@ time.sleep(30)" &
     ss -tm state established "sport = :$port"
 }
 
+fork_demo() {
+    local bin=$root/step2_multiclient/server_fork
+    if [ ! -x "$bin" ]; then
+        echo "step2_multiclient/server_fork is not built yet: make step2" >&2
+        exit 1
+    fi
+    "$bin" --port 0 --bind 127.0.0.1 --explain >"$work/server.out" 2>"$work/server.err" &
+    pids+=($!)
+    server_pid=$!
+    for _ in $(seq 100); do
+        grep -q '^listening on' "$work/server.out" && break
+        sleep 0.05
+    done
+    port=$(sed -n 's/^listening on .*:\([0-9]*\)$/\1/p' "$work/server.out")
+    say "./step2_multiclient/server_fork --port 0 --bind 127.0.0.1 --explain &   # pid $server_pid, listening on 127.0.0.1:$port"
+    say "python3 -c 'connect to 127.0.0.1:$port, send hello, read the echo, stay' &"
+    python3 -c "
+import socket, time
+s = socket.create_connection(('127.0.0.1', $port))
+s.sendall(b'hello\n'); s.recv(100); time.sleep(30)" &
+    local client=$!
+    pids+=($client)
+    for _ in $(seq 100); do
+        grep -q 'send(' "$work/server.err" && break
+        sleep 0.05
+    done
+    say "ss -tanp '( sport = :$port )'"
+    ss -tanp "( sport = :$port )" | sed -E 's/,fd=/ fd=/g'
+    say "kill $client   # the client leaves"
+    kill "$client"
+    wait "$client" 2>/dev/null || true
+    sleep 0.3
+    say "grep '^explain: ' server.err   # the parent's and the child's narration"
+    grep '^explain: ' "$work/server.err" | grep -v 'poll()\|select()' | cut -c1-200
+}
+
 in_namespace() { # run the rest of this script in a private network namespace
     if [ "${DEMO_IN_NETNS:-}" != 1 ]; then
         exec unshare -n env DEMO_IN_NETNS=1 "$0" "$@"
@@ -270,6 +307,7 @@ zero-window) zero_window ;;
 backlog) backlog ;;
 time-wait) time_wait ;;
 sockets) sockets ;;
+fork) fork_demo ;;
 mss)
     in_namespace "$@"
     mss
@@ -279,7 +317,7 @@ retransmit)
     retransmit
     ;;
 *)
-    sed -n '2,14p' "$0" >&2
+    sed -n '2,15p' "$0" >&2
     exit 2
     ;;
 esac

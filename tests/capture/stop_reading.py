@@ -5,7 +5,7 @@ Sends as fast as it can without reading for PAUSE seconds (default 1.0): the
 echo comes back, fills our small receive buffer, our window drops to 0, the
 server's send buffer fills, it stops reading, its window drops to 0, and our
 send() finally refuses more. Then it reads everything back and exits.
-Used by docs/tcp-on-the-wire.md#a-reader-that-stops-the-zero-window.
+Used by docs/tcp-on-the-wire.md#window-control-a-reader-that-stops-the-zero-window.
 """
 import socket
 import sys

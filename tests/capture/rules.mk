@@ -10,6 +10,8 @@
 .PHONY: capture
 capture: | deps
 	@case "$(STAGE)" in 1|2|3) ;; *) echo "usage: make capture STAGE=1|2|3" >&2; exit 2 ;; esac
+	@test -f $(STAGE_step$(STAGE))/Makefile || \
+	    { echo "capture: stage $(STAGE) is not in this checkout" >&2; exit 1; }
 	@$(MAKE) --no-print-directory -C $(STAGE_step$(STAGE)) STAGE=$(STAGE_step$(STAGE))
 	@$(if $(filter 3,$(STAGE)),test -f $(STAGE_step3)/certs/ca.crt || $(MAKE) --no-print-directory certs)
 	@$(REPO_ROOT)/tests/capture/capture.sh $(STAGE)

@@ -293,3 +293,38 @@ TEST_CASE("explain: poll() wake-ups say which descriptor is ready and why") {
     const std::string tag = "[pid " + std::to_string(::getpid()) + "] ";
     CHECK(lines[3] == tag + "after fork");
 }
+
+TEST_CASE("explain: every TCP_INFO label printed is explained in the glossary and the docs") {
+    Server s = start_server(kServer, {"--explain"});
+    {
+        Conn c(s.port);
+        c.send("x");
+        CHECK(c.exact(1) == "x");
+    }
+    REQUIRE(eventually([&] { return s.proc.stderr_text().find("close(fd") != std::string::npos; }));
+    const auto lines = explain_lines(s.proc.stderr_text());
+    const int snap = find_from(lines, "TCP_INFO after accept", 0);
+    REQUIRE(snap >= 0);
+    // "TCP_INFO after accept fd 6: state ESTABLISHED, MSS 32768 bytes (advertised 65483), ..."
+    std::string fields = lines[snap].substr(lines[snap].find(": ") + 2);
+    fields = fields.substr(0, fields.find(" [docs/"));
+    static const std::regex label(R"((?:^|, )([A-Za-z' -]+?) [0-9A-Z])");
+    static const std::regex inner(R"(\(([a-z]+) [0-9])");  // "(advertised 65483)", "(variance"
+    std::vector<std::string> labels;
+    for (std::sregex_iterator it(fields.begin(), fields.end(), label), end; it != end; ++it) {
+        labels.push_back((*it)[1]);
+    }
+    for (std::sregex_iterator it(fields.begin(), fields.end(), inner), end; it != end; ++it) {
+        labels.push_back((*it)[1]);
+    }
+    const std::string context = fields;  // INFO keeps a reference
+    INFO(context);
+    CHECK(labels.size() >= 12);
+    const std::string glossary = read_file(repo_path("docs/glossary.md"));
+    const std::string wire = read_file(repo_path("docs/tcp-on-the-wire.md"));
+    for (const auto& l : labels) {
+        INFO("label: " << l);
+        CHECK(glossary.find("| " + l + " |") != std::string::npos);
+        CHECK(wire.find("| " + l + " |") != std::string::npos);
+    }
+}

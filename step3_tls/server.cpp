@@ -533,10 +533,8 @@ void Server::on_handshake(Connection& c) {
         return;
     }
     c.handshaking = false;
-    ctx_.explain.note(std::string("SSL_accept done on fd ") + std::to_string(c.fd()) + ": " +
-                          ::SSL_get_version(c.ssl()) + ", " + ::SSL_get_cipher_name(c.ssl()) +
-                          "; from now on SSL_read/SSL_write carry the chat, encrypted",
-                      "03-tls.md#ssl_accept");
+    ctx_.explain.tls_established(c.fd(), ::SSL_get_version(c.ssl()),
+                                 ::SSL_get_cipher_name(c.ssl()));
     if (c.refused) {
         c.queue(chat::server_full(), Clock::now());
         c.leaving = true;

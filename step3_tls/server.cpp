@@ -798,7 +798,7 @@ int main(int argc, char** argv) {
     };
     const common::ExtraOption extras[] = {
         {"max-clients", "N",
-         "clients served at once, those in a TLS handshake included (default 1000, at most 1008)",
+         "clients at once, TLS handshakes included (default 1000, at most 1008)",
          [&](std::string_view text) {
              return common::parse_number(text, 1, kMaxClientsLimit, max_clients);
          }},
@@ -814,8 +814,7 @@ int main(int argc, char** argv) {
              tls_opts.files.require_client_cert = true;
              return "";
          }},
-        {"handshake-timeout", "SECONDS",
-         "drop a client whose TLS handshake takes longer (default 10)",
+        {"handshake-timeout", "N", "drop a client whose TLS handshake takes over N s (default 10)",
          [&](std::string_view text) {
              long seconds = 0;
              std::string err = common::parse_number(text, 1, 3600, seconds);

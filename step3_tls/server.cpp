@@ -176,6 +176,9 @@ class Connection {
             record_.clear();
             total += n;
         }
+        // All sent: an idle client keeps no 16 KiB buffer (SSL_MODE_RELEASE_BUFFERS
+        // does the same for OpenSSL's own).
+        std::string().swap(record_);
         return {IoResult::ok, total};
     }
 

@@ -221,7 +221,10 @@ TEST_CASE("runnable: `...` and spaces in expected output") {
     CHECK(line_matches("127.0.0.1:... closed, 6 bytes", "127.0.0.1:41234 closed, 6 bytes"));
     CHECK_FALSE(line_matches("127.0.0.1:... closed, 6 bytes", "127.0.0.1:41234 closed, 7 bytes"));
     CHECK(line_matches("LISTEN 0 16 127.0.0.1:7001", "LISTEN 0      16        127.0.0.1:7001  "));
+    CHECK(line_matches("Local Address:Port  Peer Address:Port Process",
+                       "Local Address:Port   Peer Address:PortProcess"));
     CHECK_FALSE(line_matches("LISTEN 0 16", "LISTEN 0 160"));
+    CHECK_FALSE(line_matches("LISTEN 0 16", "LISTEN 1 16"));
     CHECK(line_matches("a (b) [c] *d+ $e ^f", "a (b) [c] *d+ $e ^f"));
     CHECK_FALSE(line_matches("a.c", "abc"));  // a single '.' is literal
 

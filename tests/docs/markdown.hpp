@@ -49,8 +49,38 @@ inline std::string slug(const std::string& heading) {
     return out;
 }
 
-inline bool is_fence(const std::string& line) {
-    return line.rfind("```", 0) == 0 || line.rfind("~~~", 0) == 0;
+// A fence opens or closes a code block: three or more backticks (or tildes).
+// Returns the fence ("```", "````" ...) or "" for any other line.
+inline std::string fence_of(const std::string& line) {
+    if (line.empty() || (line[0] != '`' && line[0] != '~')) return "";
+    const std::size_t n = line.find_first_not_of(line[0]);
+    const std::size_t len = n == std::string::npos ? line.size() : n;
+    return len >= 3 ? line.substr(0, len) : "";
+}
+
+// Does `line` close a block opened by `fence`? The same character, at least as
+// many of them, and nothing after (so ```` can quote blocks that use ```).
+inline bool closes(const std::string& line, const std::string& fence) {
+    const std::string f = fence_of(line);
+    return !f.empty() && f[0] == fence[0] && f.size() >= fence.size() &&
+           line.find_first_not_of(" \t", f.size()) == std::string::npos;
+}
+
+// Calls `on_line(line, in_code)` for every line; fence lines count as code.
+template <typename OnLine>
+void for_each_line(const std::string& markdown, OnLine on_line) {
+    std::string open;  // the fence of the block we are in, or ""
+    for (const std::string& line : split_lines(markdown)) {
+        if (open.empty() && !fence_of(line).empty()) {
+            open = fence_of(line);
+            on_line(line, true);
+        } else if (!open.empty()) {
+            if (closes(line, open)) open.clear();
+            on_line(line, true);
+        } else {
+            on_line(line, false);
+        }
+    }
 }
 
 // Every anchor a Markdown file offers: heading slugs (with GitHub's -1, -2
@@ -58,36 +88,31 @@ inline bool is_fence(const std::string& line) {
 inline std::set<std::string> anchors_of(const std::string& markdown) {
     std::set<std::string> out;
     std::map<std::string, int> seen;
-    bool in_code = false;
     static const std::regex explicit_anchor(R"(<a (?:id|name)=\"([^\"]+)\")");
-    for (const std::string& line : split_lines(markdown)) {
-        if (is_fence(line)) {
-            in_code = !in_code;
-            continue;
-        }
-        if (in_code) continue;
+    for_each_line(markdown, [&](const std::string& line, bool in_code) {
+        if (in_code) return;
         if (line.rfind("#", 0) == 0) {
             auto first = line.find_first_not_of('#');
-            if (first == std::string::npos || line[first] != ' ') continue;  // "#hashtag"
-            std::string text = line.substr(line.find_first_not_of(' ', first));
-            std::string s = slug(text);
-            int n = seen[s]++;
-            out.insert(n == 0 ? s : s + "-" + std::to_string(n));
+            if (first != std::string::npos && line[first] == ' ') {  // not "#hashtag"
+                std::string s = slug(line.substr(line.find_first_not_of(' ', first)));
+                int n = seen[s]++;
+                out.insert(n == 0 ? s : s + "-" + std::to_string(n));
+            }
         }
         for (std::sregex_iterator it(line.begin(), line.end(), explicit_anchor), end; it != end;
              ++it) {
             out.insert((*it)[1]);
         }
-    }
+    });
     return out;
 }
 
 // A fenced code block and the HTML comment on the line before it, if any.
 struct Block {
-    int line = 0;            // 1-based line of the opening fence
-    std::string info;        // "console", "cpp", "mermaid" ...
-    std::string directive;   // "snippet: step1_echo/server.cpp accept", "run port=7001", ""
-    std::string text;        // the lines between the fences, each ending in '\n'
+    int line = 0;           // 1-based line of the opening fence
+    std::string info;       // "console", "cpp", "mermaid" ...
+    std::string directive;  // "snippet: step1_echo/server.cpp accept", "run port=7001", ""
+    std::string text;       // the lines between the fences, each ending in '\n'
 };
 
 inline std::vector<Block> blocks_of(const std::string& markdown) {
@@ -95,14 +120,14 @@ inline std::vector<Block> blocks_of(const std::string& markdown) {
     std::vector<Block> out;
     const auto lines = split_lines(markdown);
     for (std::size_t i = 0; i < lines.size(); ++i) {
-        if (!is_fence(lines[i])) continue;
+        const std::string fence = fence_of(lines[i]);
+        if (fence.empty()) continue;
         Block b;
         b.line = static_cast<int>(i) + 1;
-        b.info = lines[i].substr(3);
+        b.info = lines[i].substr(fence.size());
         std::smatch m;
         if (i > 0 && std::regex_match(lines[i - 1], m, comment)) b.directive = m[1];
-        const std::string fence = lines[i].substr(0, 3);
-        for (++i; i < lines.size() && lines[i].rfind(fence, 0) != 0; ++i)
+        for (++i; i < lines.size() && !closes(lines[i], fence); ++i)
             b.text += lines[i] + "\n";
         out.push_back(std::move(b));
     }
@@ -249,11 +274,11 @@ struct Command {
 };
 
 struct RunSpec {
-    std::string stage;                           // stage=DIR
-    std::vector<std::string> ports;              // port=N (repeatable)
-    int timeout_s = 10;                          // timeout=S, at most 60
+    std::string stage;               // stage=DIR
+    std::vector<std::string> ports;  // port=N (repeatable)
+    int timeout_s = 10;              // timeout=S, at most 60
     std::vector<Command> commands;
-    std::vector<std::string> errors;             // malformed block
+    std::vector<std::string> errors;  // malformed block
 };
 
 inline RunSpec parse_run(const Block& b) {

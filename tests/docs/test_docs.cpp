@@ -39,7 +39,6 @@ std::vector<fs::path> files_to_scan() {
         }
     }
     out.push_back(repo_path("README.md"));
-    out.push_back(repo_path("Makefile"));
     return out;
 }
 
@@ -49,20 +48,15 @@ std::vector<std::pair<std::string, std::string>> links_of(const std::string& mar
     static const std::regex link(R"(\]\(([^)#\s]*)(#[^)\s]*)?\))");
     static const std::regex inline_code("`[^`]*`");
     std::vector<std::pair<std::string, std::string>> out;
-    bool in_code = false;
-    for (const std::string& raw : docs::split_lines(markdown)) {
-        if (docs::is_fence(raw)) {
-            in_code = !in_code;
-            continue;
-        }
-        if (in_code) continue;
+    docs::for_each_line(markdown, [&](const std::string& raw, bool in_code) {
+        if (in_code) return;
         const std::string line = std::regex_replace(raw, inline_code, "``");
         for (std::sregex_iterator it(line.begin(), line.end(), link), end; it != end; ++it) {
             const std::string target = (*it)[1];
             if (target.find(':') != std::string::npos) continue;  // https:, mailto:
             out.emplace_back(target, (*it)[2].matched ? std::string((*it)[2]).substr(1) : "");
         }
-    }
+    });
     return out;
 }
 
@@ -77,14 +71,17 @@ TEST_CASE("docs: slugs follow GitHub's rules") {
 }
 
 TEST_CASE("docs: anchors come from headings outside code, with -1 for repeats") {
-    const auto a = anchors_of("# Top\n## Try it\n```sh\n# not a heading\n```\n## Try it\n"
-                              "#hashtag\n<a id=\"manual\"></a>\n");
+    const auto a = anchors_of(
+        "# Top\n## Try it\n```sh\n# not a heading\n```\n## Try it\n"
+        "#hashtag\n<a id=\"manual\"></a>\n"
+        "````md\n```\n# inside a quoted block\n```\n````\n");
     CHECK(a == std::set<std::string>{"top", "try-it", "try-it-1", "manual"});
 }
 
 TEST_CASE("docs: links are found outside code only") {
-    const auto links = links_of("see [a](a.md#x), [b](#y) and [c](https://e.org)\n"
-                                "`[d](d.md)`\n```\n[e](e.md)\n```\n");
+    const auto links = links_of(
+        "see [a](a.md#x), [b](#y) and [c](https://e.org)\n"
+        "`[d](d.md)`\n```\n[e](e.md)\n```\n");
     REQUIRE(links.size() == 2);
     CHECK(links[0] == std::pair<std::string, std::string>{"a.md", "x"});
     CHECK(links[1] == std::pair<std::string, std::string>{"", "y"});
@@ -104,8 +101,8 @@ TEST_CASE("docs: every docs/FILE.md#anchor referenced anywhere exists") {
             const std::string target = (*it)[1];
             const std::string anchor = (*it)[2].matched ? std::string((*it)[2]).substr(1) : "";
             const fs::path doc = repo_path("docs/" + target);
-            INFO(docs::relative(file) << " refers to docs/" << target
-                                      << (anchor.empty() ? "" : "#" + anchor));
+            INFO(docs::relative(file)
+                 << " refers to docs/" << target << (anchor.empty() ? "" : "#" + anchor));
             REQUIRE(fs::exists(doc));
             if (!anchor.empty()) {
                 auto [pos, fresh] = cache.try_emplace(doc.string());
@@ -124,8 +121,8 @@ TEST_CASE("docs: relative links and #anchors inside docs/ and README resolve") {
         const std::string text = read_file(file.string());
         for (const auto& [target, anchor] : links_of(text)) {
             const fs::path path = target.empty() ? file : file.parent_path() / target;
-            INFO(docs::relative(file) << " links to " << target << (anchor.empty() ? "" : "#")
-                                      << anchor);
+            INFO(docs::relative(file)
+                 << " links to " << target << (anchor.empty() ? "" : "#") << anchor);
             CHECK(fs::exists(path));
             if (!anchor.empty() && path.extension() == ".md" && fs::exists(path)) {
                 CHECK(anchors_of(read_file(path.string())).count(anchor) == 1);

@@ -198,9 +198,8 @@ std::vector<std::string> run_block(docs::RunSpec spec) {
         trim_trailing_empty(got);
         if (!docs::output_matches(expected, got)) {
             failures.push_back("$ " + spec.commands[i].text +
-                               (spec.commands[i].background ? " &" : "") +
-                               "\n  the doc shows:\n" + show(expected) + "  it printed:\n" +
-                               show(got));
+                               (spec.commands[i].background ? " &" : "") + "\n  the doc shows:\n" +
+                               show(expected) + "  it printed:\n" + show(got));
         }
     }
     return failures;
@@ -237,14 +236,24 @@ TEST_CASE("runnable: `...` and spaces in expected output") {
     CHECK_FALSE(output_matches(V{"a", "b"}, V{"a"}));
 }
 
+TEST_CASE("runnable: a block quoted inside a longer fence is not a block") {
+    const auto blocks = docs::blocks_of(
+        "````markdown\n<!-- run -->\n```console\n$ false\n```\n"
+        "````\n");
+    REQUIRE(blocks.size() == 1);
+    CHECK(blocks[0].info == "markdown");
+    CHECK(blocks[0].directive.empty());
+}
+
 TEST_CASE("runnable: blocks are parsed into commands, options and expected lines") {
-    const auto blocks = docs::blocks_of("<!-- run stage=step1_echo port=7001 timeout=99 -->\n"
-                                        "```console\n"
-                                        "$ ./server --port 7001 &\n"
-                                        "listening on 127.0.0.1:7001\n"
-                                        "$ echo hi # says hi\n"
-                                        "hi\n"
-                                        "```\n");
+    const auto blocks = docs::blocks_of(
+        "<!-- run stage=step1_echo port=7001 timeout=99 -->\n"
+        "```console\n"
+        "$ ./server --port 7001 &\n"
+        "listening on 127.0.0.1:7001\n"
+        "$ echo hi # says hi\n"
+        "hi\n"
+        "```\n");
     REQUIRE(blocks.size() == 1);
     const auto spec = docs::parse_run(blocks[0]);
     CHECK(spec.errors.empty());
@@ -264,32 +273,35 @@ TEST_CASE("runnable: blocks are parsed into commands, options and expected lines
 TEST_CASE("runnable: a session is run for real; a wrong output is caught; jobs end") {
     // Made-up blocks (not docs) through the same machinery.
     const auto started = std::chrono::steady_clock::now();
-    const auto good = run_block(spec_of("<!-- run port=7001 -->\n```console\n"
-                                        "$ sleep 30 &\n"
-                                        "$ echo one; echo two >&2\n"
-                                        "one\ntwo\n"
-                                        "$ printf 'port %s' 7001\n"
-                                        "port 7001\n"
-                                        "$ ls\n"
-                                        "...\n"
-                                        "Makefile\n"
-                                        "...\n"
-                                        "```\n"));
+    const auto good =
+        run_block(spec_of("<!-- run port=7001 -->\n```console\n"
+                          "$ sleep 30 &\n"
+                          "$ echo one; echo two >&2\n"
+                          "one\ntwo\n"
+                          "$ printf 'port %s' 7001\n"
+                          "port 7001\n"
+                          "$ ls\n"
+                          "...\n"
+                          "Makefile\n"
+                          "...\n"
+                          "```\n"));
     CHECK_MESSAGE(good.empty(), (good.empty() ? "" : good.front()));
     // The background `sleep 30` was killed by PID at the end of the block.
     CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(5));
 
-    const auto bad = run_block(spec_of("<!-- run -->\n```console\n"
-                                       "$ echo one; echo two\n"
-                                       "one\nthree\n"
-                                       "```\n"));
+    const auto bad =
+        run_block(spec_of("<!-- run -->\n```console\n"
+                          "$ echo one; echo two\n"
+                          "one\nthree\n"
+                          "```\n"));
     REQUIRE(bad.size() == 1);
     CHECK(bad[0].find("$ echo one; echo two") != std::string::npos);
     CHECK(bad[0].find("| two") != std::string::npos);
 
-    const auto slow = run_block(spec_of("<!-- run timeout=1 -->\n```console\n"
-                                        "$ sleep 10\n"
-                                        "```\n"));
+    const auto slow =
+        run_block(spec_of("<!-- run timeout=1 -->\n```console\n"
+                          "$ sleep 10\n"
+                          "```\n"));
     REQUIRE_FALSE(slow.empty());
     CHECK(slow[0].find("did not finish within 1 s") != std::string::npos);
 }

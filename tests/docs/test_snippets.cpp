@@ -84,18 +84,19 @@ std::vector<Quote> all_quotes(std::vector<std::string>& errors) {
 
 TEST_CASE("snippets: regions are read with markers dropped and indentation removed") {
     std::vector<std::string> errors;
-    const auto regions = docs::regions_of("int a;\n"
-                                          "    // [docs:outer]\n"
-                                          "    if (x) {\n"
-                                          "        // [docs:inner]\n"
-                                          "        y();\n"
-                                          "        // [/docs]\n"
-                                          "    }\n"
-                                          "    // [/docs]\n"
-                                          "# [docs:make]\n"
-                                          "all: x\n"
-                                          "# [/docs]\n",
-                                          &errors);
+    const auto regions = docs::regions_of(
+        "int a;\n"
+        "    // [docs:outer]\n"
+        "    if (x) {\n"
+        "        // [docs:inner]\n"
+        "        y();\n"
+        "        // [/docs]\n"
+        "    }\n"
+        "    // [/docs]\n"
+        "# [docs:make]\n"
+        "all: x\n"
+        "# [/docs]\n",
+        &errors);
     CHECK(errors.empty());
     REQUIRE(regions.size() == 3);
     CHECK(regions.at("outer").text == "if (x) {\n    y();\n}\n");
@@ -106,9 +107,10 @@ TEST_CASE("snippets: regions are read with markers dropped and indentation remov
 
 TEST_CASE("snippets: broken markers are reported") {
     std::vector<std::string> errors;
-    docs::regions_of("// [docs:a]\nx\n// [/docs]\n// [/docs]\n// [docs:a]\n// [/docs]\n"
-                     "// [docs:open]\n",
-                     &errors);
+    docs::regions_of(
+        "// [docs:a]\nx\n// [/docs]\n// [/docs]\n// [docs:a]\n// [/docs]\n"
+        "// [docs:open]\n",
+        &errors);
     CHECK(errors.size() == 3);  // stray close, duplicate name, never closed
 }
 

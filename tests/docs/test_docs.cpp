@@ -119,7 +119,9 @@ TEST_CASE("docs: relative links and #anchors inside docs/ and README resolve") {
     int checked = 0;
     for (const auto& file : docs::markdown_files()) {
         const std::string text = read_file(file.string());
-        for (const auto& [target, anchor] : links_of(text)) {
+        for (const auto& link : links_of(text)) {
+            const std::string& target = link.first;   // (no structured binding:
+            const std::string& anchor = link.second;  // clang 14 cannot capture one)
             const fs::path path = target.empty() ? file : file.parent_path() / target;
             INFO(docs::relative(file)
                  << " links to " << target << (anchor.empty() ? "" : "#") << anchor);

@@ -160,7 +160,9 @@ TEST_CASE("snippets: every marked region is well formed and quoted by some doc")
     for (const auto& file : source_files()) {
         std::vector<std::string> errors;
         const std::string rel = docs::relative(file);
-        for (const auto& [name, region] : docs::regions_of(read_file(file.string()), &errors)) {
+        for (const auto& entry : docs::regions_of(read_file(file.string()), &errors)) {
+            const std::string& name = entry.first;      // (clang 14 cannot capture a
+            const docs::Region& region = entry.second;  // structured binding in INFO)
             INFO(rel << ":" << region.line << ": [docs:" << name << "]");
             CHECK_MESSAGE(quoted.count({rel, name}) == 1,
                           "no doc quotes it (<!-- snippet: " << rel << " " << name << " -->)");

@@ -202,7 +202,8 @@ int run(const common::ClientOptions& opts, const TlsOptions& tls_opts) {
                 }
                 closed = true;
                 if (err == SSL_ERROR_ZERO_RETURN) {  // close_notify: the server is done
-                    explain.received(sock.get(), 0);
+                    explain.note("SSL_read -> end of stream: the server sent close_notify",
+                                 "03-tls.md#close_notify");
                 } else if (err == SSL_ERROR_SYSCALL && errno == ECONNRESET) {
                     std::fprintf(stderr, "connection reset by the server\n");
                 } else {

@@ -30,9 +30,9 @@
 // longer shows (SSL_pending), so a read drains those before select() again.
 
 #include <netinet/in.h>
+#include <openssl/ssl.h>
 #include <sys/select.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
 
 #include <algorithm>
 #include <array>
@@ -44,6 +44,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "../common/daemon.hpp"
@@ -63,14 +64,24 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
-// How many finished handshakes the kernel may queue for us. docs/01-echo.md#listen
-constexpr int kBacklog = 128;
+// How many finished handshakes the kernel may queue for us. Hundreds of
+// clients may connect at once; when the queue is full the kernel drops their
+// SYNs and each waits a 1 s retransmission.  docs/01-echo.md#listen
+constexpr int kBacklog = 1024;
 // Descriptors the server needs besides its clients (stdio, listener, signal
 // pipe, log file, a connection being refused) stay below FD_SETSIZE too.
 constexpr long kMaxClientsLimit = FD_SETSIZE - 16;
 // At most this much is read from one client per wake-up, so one fast sender
 // cannot starve the rest.
 constexpr std::size_t kReadSize = 64 * 1024;
+// Backpressure: while a client that is still reading has more than this
+// queued, the server stops reading from everyone, so senders slow down to the
+// pace of the slowest reader (their send() waits, on their side) instead of
+// burying it. A client may hold everyone back for at most kMaxStall at a
+// time; one that does not catch up by then no longer counts, its queue grows
+// past kMaxUnsent, and it is dropped.  docs/02-multiclient.md#the-slow-reader
+constexpr std::size_t kPauseReading = 256 * 1024;
+constexpr auto kMaxStall = 1s;
 // A leaving client gets this long to take its last lines and close.
 constexpr auto kCloseTimeout = 2s;
 // SIGINT/SIGTERM: flush for at most this long, then close everything.
@@ -118,8 +129,8 @@ class Connection {
     SSL* ssl() const { return ssl_.get(); }
 
     // One more step of the server's side of the TLS handshake: ok when it is
-    // complete, would_block when OpenSSL waits for the socket (wait_read /
-    // wait_write say for what).  docs/03-tls.md#ssl_accept
+    // complete, would_block when OpenSSL waits for the socket (to become
+    // writable when wait_write is set, else readable).  docs/03-tls.md#ssl_accept
     IoResult handshake() {
         wait_write = false;
         const int rc = ::SSL_accept(ssl());
@@ -164,7 +175,8 @@ class Connection {
         return {IoResult::ok};
     }
 
-    void queue(chat::Chunk chunk) {
+    void queue(chat::Chunk chunk, Clock::time_point now) {
+        if (unsent_ <= kPauseReading && unsent_ + chunk->size() > kPauseReading) behind_since = now;
         unsent_ += chunk->size();
         queue_.push_back(std::move(chunk));
     }
@@ -184,6 +196,12 @@ class Connection {
     std::string close_reason;
     Clock::time_point close_by{};      // a leaving client's deadline
     Clock::time_point handshake_by{};  // --handshake-timeout after accept
+    Clock::time_point behind_since{};  // when its queue last passed kPauseReading
+
+    // Is it far behind, but recently enough that the others should wait for it?
+    bool holds_back_senders(Clock::time_point now) const {
+        return !leaving && unsent_ > kPauseReading && now - behind_since < kMaxStall;
+    }
 
   private:
     // Why an SSL_* call returned rc <= 0, from SSL_get_error().
@@ -360,6 +378,10 @@ void Server::wait_for_events(fd_set& readable, fd_set& writable, int& ready,
     // docs/02-multiclient.md#select
     FD_ZERO(&readable);
     FD_ZERO(&writable);
+    // Backpressure: is some reader far behind? Then read from nobody.
+    const bool throttled = std::any_of(clients_.begin(), clients_.end(), [&](const auto& entry) {
+        return entry.second.holds_back_senders(now);
+    });
     int max_fd = ctx_.signals.fd();
     FD_SET(ctx_.signals.fd(), &readable);
     if (listener_ && !accept_paused_until_) {
@@ -368,7 +390,10 @@ void Server::wait_for_events(fd_set& readable, fd_set& writable, int& ready,
     }
     for (auto& [id, c] : clients_) {
         // Every descriptor here is below FD_SETSIZE: accept_clients() made sure.
-        if (!c.peer_eof) FD_SET(c.fd(), &readable);
+        // Read unless it sent EOF, or a reader is far behind (a leaving
+        // client's input is only thrown away, so it is read regardless; a
+        // handshake is not chat input, so it goes on too).
+        if (!c.peer_eof && (c.leaving || c.handshaking || !throttled)) FD_SET(c.fd(), &readable);
         // Writability only while something is queued: an idle socket is
         // almost always writable, and asking would wake us for nothing.
         if (c.wants_write()) FD_SET(c.fd(), &writable);
@@ -383,6 +408,7 @@ void Server::wait_for_events(fd_set& readable, fd_set& writable, int& ready,
     if (accept_paused_until_) earliest(*accept_paused_until_);
     for (auto& [id, c] : clients_) {
         if (c.leaving) earliest(c.close_by);
+        if (c.holds_back_senders(now)) earliest(c.behind_since + kMaxStall);
         if (c.handshaking) earliest(c.handshake_by);
     }
     timeval timeout{};
@@ -406,7 +432,7 @@ void Server::wait_for_events(fd_set& readable, fd_set& writable, int& ready,
 
 // Step 8: take every waiting connection off the accept queue.
 void Server::accept_clients() {
-    for (int i = 0; i < 64; ++i) {  // a bounded batch, then serve the others again
+    for (int i = 0; i < 256; ++i) {  // a bounded batch, then serve the others again
         sockaddr_storage peer_addr{};
         socklen_t peer_len = sizeof peer_addr;
         // docs/01-echo.md#accept  (SOCK_NONBLOCK: the new socket never blocks either)
@@ -490,7 +516,7 @@ void Server::on_handshake(Connection& c) {
                           "; from now on SSL_read/SSL_write carry the chat, encrypted",
                       "03-tls.md#ssl_accept");
     if (c.refused) {
-        c.queue(chat::server_full());
+        c.queue(chat::server_full(), Clock::now());
         c.leaving = true;
         c.close_by = Clock::now() + kCloseTimeout;
         c.close_reason = "refused: server full";
@@ -513,44 +539,43 @@ void Server::on_handshake(Connection& c) {
 // Step 9a: the client sent bytes, or EOF, or its connection failed.
 void Server::on_readable(Connection& c) {
     if (c.handshaking) return on_handshake(c);
-    c.read_wants_write = false;
     std::array<char, kReadSize> buffer;
-    // One record per SSL_read; repeat while OpenSSL still holds decrypted
-    // bytes: select() cannot see them, so it would not wake us for them.
-    do {
-        const IoResult r = c.read_some(buffer);
-        switch (r.status) {
-            case IoResult::would_block:  // WANT_READ: a partial record; WANT_WRITE: see on_writable
-                c.read_wants_write = c.wait_write;
-                return;
-            case IoResult::error:  // a reset, a corrupt or forged record ...
-                drop(c, chat::LostReason::error, r.reason);
-                return;
-            case IoResult::eof:
-                ctx_.explain.received(c.fd(), 0);
-                c.peer_eof = true;
-                if (!c.leaving) {
-                    c.close_reason = "closed by client";
-                    apply(room_.end_of_input(c.id()));
-                }
-                progress_close(c, Clock::now());
-                return;
-            case IoResult::ok:
-                ctx_.explain.received(c.fd(), r.bytes);
-                // A leaving client's input is read and thrown away: closing a
-                // socket with unread input makes the kernel send RST, which can
-                // destroy our last lines to it.  docs/02-multiclient.md#closing-politely
-                if (!c.leaving)
-                    apply(room_.receive(c.id(), std::string_view(buffer.data(), r.bytes)));
-                break;
-        }
-    } while (!c.dead && c.pending());  // docs/03-tls.md#ssl_pending
+    const IoResult r = c.read_some(buffer);
+    switch (r.status) {
+        case IoResult::would_block:  // WANT_READ: a record is incomplete; WANT_WRITE: on_writable
+            c.read_wants_write = c.wait_write;
+            return;
+        case IoResult::error:  // a reset, a corrupt or forged record ...
+            drop(c, chat::LostReason::error, r.reason);
+            return;
+        case IoResult::eof:  // close_notify (or a bare FIN): the client sends no more
+            ctx_.explain.note("SSL_read -> end of stream on fd " + std::to_string(c.fd()) +
+                                  ": flush what is queued for it, then close",
+                              "03-tls.md#close_notify");
+            c.peer_eof = true;
+            if (!c.leaving) {
+                c.close_reason = "closed by client";
+                apply(room_.end_of_input(c.id()));
+            }
+            progress_close(c, Clock::now());
+            return;
+        case IoResult::ok:
+            ctx_.explain.received(c.fd(), r.bytes);
+            // A leaving client's input is read and thrown away: closing a
+            // socket with unread input makes the kernel send RST, which can
+            // destroy our last lines to it.  docs/02-multiclient.md#closing-politely
+            if (!c.leaving) apply(room_.receive(c.id(), std::string_view(buffer.data(), r.bytes)));
+            // OpenSSL may still hold decrypted bytes of this record, which
+            // select() cannot see: take them now.  docs/03-tls.md#ssl_pending
+            if (!c.dead && c.pending()) on_readable(c);
+            return;
+    }
 }
 
 // Step 9b: the client can take more of its queue.
 void Server::on_writable(Connection& c) {
-    if (c.handshaking) return on_handshake(c);  // it waited to send its flight
-    if (c.read_wants_write) on_readable(c);     // SSL_read had something to send first
+    if (c.handshaking) return on_handshake(c);                     // it waited to send its flight
+    if (std::exchange(c.read_wants_write, false)) on_readable(c);  // SSL_read must send first
     if (c.dead || c.unsent() == 0) return progress_close(c, Clock::now());
     const IoResult r = c.write_some();
     if (r.status == IoResult::error) {  // EPIPE, ECONNRESET
@@ -590,6 +615,7 @@ void Server::progress_close(Connection& c, Clock::time_point now) {
 
 // Carry out what the Room decided: queue lines, mark clients to close.
 void Server::apply(chat::Effects effects) {
+    const auto now = Clock::now();
     std::vector<chat::Effects> work;
     work.push_back(std::move(effects));
     while (!work.empty()) {
@@ -598,7 +624,7 @@ void Server::apply(chat::Effects effects) {
         for (chat::Delivery& d : e.deliveries) {
             Connection* c = find(d.to);
             if (c == nullptr || c->dead) continue;
-            c->queue(std::move(d.data));
+            c->queue(std::move(d.data), now);
             // The slow-reader rule: never more than 1 MiB queued for anyone.
             // docs/02-multiclient.md#the-slow-reader
             if (c->unsent() > chat::kMaxUnsent) {
@@ -671,6 +697,7 @@ void Server::shut_down() {
     apply(room_.shutdown());
     const auto deadline = Clock::now() + kShutdownFlush;
     for (auto& [id, c] : clients_) {
+        if (c.handshaking) c.dead = true;  // not in the chat yet: nobody to tell
         if (!c.leaving) {
             c.leaving = true;
             c.close_reason = "server shutting down";

@@ -17,5 +17,9 @@ $(BUILD)/bin/soak: $(SOAK_OBJS) $(TEST_SUPPORT_OBJS) $(COMMON_OBJS) $(FLAGS_FILE
 	$(CXX) -o $@ $(filter %.o,$^) $(LDFLAGS) $(SSL_LIBS) -pthread
 
 .PHONY: soak
-soak: build-step2 build-step3 $(BUILD)/bin/soak
+# One stage after the other: both link step2_multiclient/chat.o, and two
+# sub-makes building it at once under -j2 can link a half-written object.
+soak: $(BUILD)/bin/soak
+	@$(MAKE) --no-print-directory build-step2
+	@$(MAKE) --no-print-directory build-step3
 	@SOAK_SECONDS=$(SOAK_SECONDS) TEST_TIMEOUT=$$(( $(SOAK_SECONDS) + 240 )) $(BUILD)/bin/soak

@@ -666,10 +666,11 @@ TEST_CASE("chaos soak: stage 2 and stage 3 relays under well-behaved and hostile
                 ++n;
             return n;
         };
-        r.closed = count(" closed (");
-        r.too_slow = count("(too slow");
-        r.handshake_timeouts = count("(TLS handshake timed out)");
-        r.handshake_failed = count("(TLS handshake failed");
+        // Each close is one log line, "... closed (REASON)" or "... closed: REASON".
+        r.closed = count(" closed (") + count(") closed: ");
+        r.too_slow = count("too slow: more than 1 MiB unsent");
+        r.handshake_timeouts = count("TLS handshake timed out");
+        r.handshake_failed = count("TLS handshake failed");
     }
     SSL_CTX_free(tls);
 

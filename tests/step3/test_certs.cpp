@@ -71,6 +71,21 @@ TEST_CASE("client: verifies and says so: protocol, cipher, subject on stderr; th
     CHECK(err.find("CN=localhost") != std::string::npos);
 }
 
+TEST_CASE("client: control bytes from a peer arrive escaped, as in stage 2") {
+    Certs certs;
+    Server s = start_tls_server(certs);
+    Child c = run_client("localhost", s.port, {"--ca", certs / "ca.crt"});
+    REQUIRE(c.out().line() == "* welcome guest-1 (1 online)");
+    TlsOptions o = with_ca(certs);
+    TlsConn peer(s.port, o);
+    REQUIRE(peer.ok());
+    CHECK(c.out().line() == "* guest-2 joined");
+    peer.send("\x1b[2Jgotcha\tok\n");
+    CHECK(c.out().line() == "guest-2: \\x1b[2Jgotcha\tok");
+    c.close_stdin();
+    CHECK(c.wait(5000ms) == 0);
+}
+
 TEST_CASE("client: an IP literal is checked against the IP SANs") {
     Certs certs;
     Server s = start_tls_server(certs);

@@ -68,10 +68,12 @@ int run(const common::ClientOptions& opts) {
             {sock.get(), static_cast<short>(POLLIN | (to_server.empty() ? 0 : POLLOUT)), 0},
             {want_stdin ? STDIN_FILENO : -1, POLLIN, 0},  // fd -1: poll() skips it
         }};
-        if (::poll(fds.data(), fds.size(), -1) < 0) {
+        const int ready = ::poll(fds.data(), fds.size(), -1);
+        if (ready < 0) {
             if (errno == EINTR) continue;
             common::throw_errno("poll");
         }
+        explain.polled(fds, ready);
 
         // Step 4: the server sent something (or closed).  docs/01-echo.md#recv
         if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {

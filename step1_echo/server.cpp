@@ -75,10 +75,12 @@ bool wait_for(int fd, short events, Context& ctx) {
     while (!ctx.signals.stop_requested()) {
         std::array<pollfd, 2> fds = {{{fd, events, 0}, {ctx.signals.fd(), POLLIN, 0}}};
         // docs/01-echo.md#poll
-        if (::poll(fds.data(), fds.size(), -1) < 0) {
+        const int ready = ::poll(fds.data(), fds.size(), -1);
+        if (ready < 0) {
             if (errno == EINTR) continue;  // a signal: the pipe tells us which
             common::throw_errno("poll");
         }
+        ctx.explain.polled(fds, ready);
         if (fds[1].revents != 0) {
             ctx.signals.drain();
             if (ctx.signals.stop_requested()) return false;

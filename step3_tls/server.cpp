@@ -33,6 +33,7 @@
 #include <openssl/ssl.h>
 #include <sys/select.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -175,6 +176,9 @@ class Connection {
             record_.clear();
             total += n;
         }
+        // All sent: an idle client keeps no 16 KiB buffer (SSL_MODE_RELEASE_BUFFERS
+        // does the same for OpenSSL's own).
+        std::string().swap(record_);
         return {IoResult::ok, total};
     }
 
@@ -532,10 +536,8 @@ void Server::on_handshake(Connection& c) {
         return;
     }
     c.handshaking = false;
-    ctx_.explain.note(std::string("SSL_accept done on fd ") + std::to_string(c.fd()) + ": " +
-                          ::SSL_get_version(c.ssl()) + ", " + ::SSL_get_cipher_name(c.ssl()) +
-                          "; from now on SSL_read/SSL_write carry the chat, encrypted",
-                      "03-tls.md#ssl_accept");
+    ctx_.explain.tls_established(c.fd(), ::SSL_get_version(c.ssl()),
+                                 ::SSL_get_cipher_name(c.ssl()));
     if (c.refused) {
         c.queue(chat::server_full(), Clock::now());
         c.leaving = true;
@@ -751,7 +753,14 @@ int run(const common::ServerOptions& opts, long max_clients, const TlsOptions& t
 
     // The certificate and its private key, read now: before start_service()
     // drops privileges (--user), since the key is readable by root only.
+    // (Without root, --user fails anyway: say that, not "key: Permission denied".)
     // docs/03-tls.md#the-server-context
+    if (!opts.user.empty() && ::geteuid() != 0) {
+        throw std::runtime_error("--user " + opts.user +
+                                 ": only root can switch to another user (this process runs as "
+                                 "uid " +
+                                 std::to_string(::geteuid()) + ")");
+    }
     tls::Context tls_context = tls::make_server_context(tls_opts.files);
     tls::narrate(tls_context.get(), explain);  // --explain: name each TLS message
 
@@ -792,7 +801,7 @@ int main(int argc, char** argv) {
     };
     const common::ExtraOption extras[] = {
         {"max-clients", "N",
-         "clients served at once, those in a TLS handshake included (default 1000, at most 1008)",
+         "clients at once, TLS handshakes included (default 1000, at most 1008)",
          [&](std::string_view text) {
              return common::parse_number(text, 1, kMaxClientsLimit, max_clients);
          }},
@@ -808,8 +817,7 @@ int main(int argc, char** argv) {
              tls_opts.files.require_client_cert = true;
              return "";
          }},
-        {"handshake-timeout", "SECONDS",
-         "drop a client whose TLS handshake takes longer (default 10)",
+        {"handshake-timeout", "N", "drop a client whose TLS handshake takes over N s (default 10)",
          [&](std::string_view text) {
              long seconds = 0;
              std::string err = common::parse_number(text, 1, 3600, seconds);

@@ -1,6 +1,7 @@
 // Stage 3: certificates. What the client verifies, what the server needs to
 // start, mutual TLS, and SIGHUP reloading the certificate.
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <csignal>
 #include <string>
@@ -296,4 +297,24 @@ TEST_CASE("SIGHUP: new connections get the new certificate, old ones keep chatti
     INFO(after.error());
     CHECK(after.ok());
     CHECK(after.line() == "* welcome guest-3 (3 online)");
+}
+
+TEST_CASE(
+    "SIGHUP after --user dropped root: the key is unreadable, the old one stays, the log says "
+    "why") {
+    if (::geteuid() != 0) return;  // --user needs root; nothing to check otherwise
+    Certs certs;                   // in a 0700 directory of root's
+    Server s = start_tls_server(certs, {"--user", "nobody"});
+    TlsConn before(s.port, with_ca(certs));
+    REQUIRE(before.ok());
+    REQUIRE(before.line() == "* welcome guest-1 (1 online)");
+    s.proc.signal(SIGHUP);
+    REQUIRE(eventually([&] {
+        return s.proc.stderr_text().find("keeping the old certificate") != std::string::npos;
+    }));
+    CHECK(s.proc.stderr_text().find("readable by the user the server runs as") !=
+          std::string::npos);
+    TlsConn after(s.port, with_ca(certs));
+    REQUIRE(after.ok());
+    CHECK(after.line() == "* welcome guest-2 (2 online)");
 }

@@ -111,7 +111,7 @@ const std::string kEmfile = "Too many open files";
 void survives_exhaustion(const Target& t) {
     INFO("server: " << t.binary);
     Limited s = start_limited(t, 64);
-    REQUIRE(served(t, s.port));  // lazily opened descriptors appear now
+    REQUIRE(served(t, s.port));                           // lazily opened descriptors appear now
     const int baseline = settled_fd_count(s.proc.pid());  // that client's is closed again
 
     std::vector<common::Fd> attempts;

@@ -58,6 +58,20 @@ Expected model(std::string_view stream, std::size_t max_line) {
     }
 }
 
+// What the clients print must not drive a terminal: below 0x20 only tab,
+// no DEL, no C1 control (U+0080-U+009F, "\xc2\x80".."\xc2\x9f" in UTF-8).
+void require_inert(std::string_view printed) {
+    for (std::size_t i = 0; i < printed.size(); ++i) {
+        const auto c = static_cast<unsigned char>(printed[i]);
+        require(c >= 0x20 || c == '\t', "escape_controls left a control byte");
+        require(c != 0x7f, "escape_controls left DEL");
+        if (c == 0xc2 && i + 1 < printed.size()) {
+            const auto next = static_cast<unsigned char>(printed[i + 1]);
+            require(next < 0x80 || next > 0x9f, "escape_controls left a C1 control");
+        }
+    }
+}
+
 }  // namespace
 
 void framer(std::span<const std::uint8_t> data) {
@@ -67,6 +81,8 @@ void framer(std::span<const std::uint8_t> data) {
     const std::uint8_t cut = data[1];
     const std::string_view stream = as_text(data.subspan(2));
     const Expected want = model(stream, max_line);
+    // The clients print each line through escape_controls (terminal safety).
+    require_inert(common::escape_controls(stream));
 
     common::LineFramer framer(max_line);
     std::vector<std::string> got;

@@ -18,7 +18,8 @@ struct Violation : std::logic_error {
     using std::logic_error::logic_error;
 };
 
-// common::LineFramer against a reference model: the first byte picks the
+// common::LineFramer against a reference model (and common::escape_controls,
+// whose output must be inert in a terminal): the first byte picks the
 // line limit and the next ones how the rest is cut into recv()-sized
 // pieces. Lines, the too_long verdict, the rest at EOF and the buffer bound
 // must all agree with the model.

@@ -13,6 +13,7 @@
 #include <openssl/ssl.h>
 
 #include <map>
+#include <memory>
 #include <regex>
 #include <sstream>
 #include <string>
@@ -48,21 +49,18 @@ std::string first_pem(const std::string& text) {
 
 // A TLS 1.2 ClientHello as OpenSSL writes it (memory BIOs, no socket).
 std::string tls12_client_hello() {
-    SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+    const std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> ctx(SSL_CTX_new(TLS_client_method()),
+                                                                SSL_CTX_free);
     REQUIRE(ctx != nullptr);
-    SSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION);
-    SSL* ssl = SSL_new(ctx);
-    BIO* rbio = BIO_new(BIO_s_mem());
+    SSL_CTX_set_max_proto_version(ctx.get(), TLS1_2_VERSION);
+    const std::unique_ptr<SSL, decltype(&SSL_free)> ssl(SSL_new(ctx.get()), SSL_free);
     BIO* wbio = BIO_new(BIO_s_mem());
-    SSL_set_bio(ssl, rbio, wbio);  // ssl owns both now
-    SSL_set_tlsext_host_name(ssl, "localhost");
-    CHECK(SSL_connect(ssl) == -1);  // WANT_READ: the ClientHello is written
+    SSL_set_bio(ssl.get(), BIO_new(BIO_s_mem()), wbio);  // ssl owns both now
+    SSL_set_tlsext_host_name(ssl.get(), "localhost");
+    CHECK(SSL_connect(ssl.get()) == -1);  // WANT_READ: the ClientHello is written
     char* data = nullptr;
     const long n = BIO_get_mem_data(wbio, &data);
-    std::string hello(data, static_cast<std::size_t>(n));
-    SSL_free(ssl);
-    SSL_CTX_free(ctx);
-    return hello;
+    return std::string(data, static_cast<std::size_t>(n));
 }
 
 unsigned be16(const std::string& s, std::size_t at) {

@@ -37,6 +37,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -86,6 +87,21 @@ class Problems {
 
 struct SslFree {
     void operator()(SSL* s) const { SSL_free(s); }
+};
+struct CtxFree {
+    void operator()(SSL_CTX* c) const { SSL_CTX_free(c); }
+};
+
+// Runs a function when the scope ends, however it ends.
+class Finally {
+  public:
+    explicit Finally(std::function<void()> f) : f_(std::move(f)) {}
+    ~Finally() { f_(); }
+    Finally(const Finally&) = delete;
+    Finally& operator=(const Finally&) = delete;
+
+  private:
+    std::function<void()> f_;
 };
 
 class Peer {
@@ -403,19 +419,15 @@ void nap(Hostiles& h, std::chrono::milliseconds d) {
 
 // A ClientHello, for a handshake that stops half-way.
 std::string client_hello() {
-    SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
-    SSL* ssl = SSL_new(ctx);
-    BIO* in = BIO_new(BIO_s_mem());
+    const std::unique_ptr<SSL_CTX, CtxFree> ctx(SSL_CTX_new(TLS_client_method()));
+    const std::unique_ptr<SSL, SslFree> ssl(SSL_new(ctx.get()));
     BIO* out = BIO_new(BIO_s_mem());
-    SSL_set_bio(ssl, in, out);
-    SSL_connect(ssl);
+    SSL_set_bio(ssl.get(), BIO_new(BIO_s_mem()), out);  // ssl owns both
+    SSL_connect(ssl.get());                             // WANT_READ: the hello is in `out`
     char* data = nullptr;
     const long n = BIO_get_mem_data(out, &data);
-    std::string hello(data, static_cast<std::size_t>(std::max(0L, n)));
-    SSL_free(ssl);
-    SSL_CTX_free(ctx);
     ERR_clear_error();
-    return hello;
+    return std::string(data, static_cast<std::size_t>(std::max(0L, n)));
 }
 
 void hostile(Hostiles& h, Target& plain, Target& tls_target, SSL_CTX* tls, unsigned seed,
@@ -535,7 +547,8 @@ TEST_CASE("chaos soak: stage 2 and stage 3 relays under well-behaved and hostile
                 seed);
     std::fflush(stdout);
 
-    SSL_CTX* tls = SSL_CTX_new(TLS_client_method());
+    const std::unique_ptr<SSL_CTX, CtxFree> tls_ctx(SSL_CTX_new(TLS_client_method()));
+    SSL_CTX* tls = tls_ctx.get();  // shared by every client thread (OpenSSL allows it)
     REQUIRE(tls != nullptr);
     REQUIRE(SSL_CTX_load_verify_locations(tls, repo_path("step3_tls/certs/ca.crt").c_str(),
                                           nullptr) == 1);
@@ -547,12 +560,23 @@ TEST_CASE("chaos soak: stage 2 and stage 3 relays under well-behaved and hostile
                                {"--handshake-timeout", std::to_string(kHandshakeTimeout)})};
     Target* targets[] = {&plain, &secure};
     Problems problems;
+    Hostiles h;
+    std::vector<std::thread> good, bad;
+    // Should a REQUIRE end the test early: every thread is told to finish,
+    // and joined, before the servers and the SSL_CTX go away.
+    const Finally join_all([&] {
+        h.stop = true;
+        for (Target* t : targets)
+            t->start = t->stop = t->release = true;
+        for (auto* threads : {&good, &bad})
+            for (std::thread& th : *threads)
+                if (th.joinable()) th.join();
+    });
 
     // Warm up: one probe each, so lazily opened descriptors exist before the
     // baseline is taken; then the well-behaved clients join.
     for (Target* t : targets)
         REQUIRE(probe(*t, tls) >= 0);
-    std::vector<std::thread> good;
     for (Target* t : targets)
         for (int i = 0; i < kWellBehaved; ++i)
             good.emplace_back(well_behaved, std::ref(*t), i, tls, std::ref(problems));
@@ -570,8 +594,6 @@ TEST_CASE("chaos soak: stage 2 and stage 3 relays under well-behaved and hostile
         t->start = true;
     }
 
-    Hostiles h;
-    std::vector<std::thread> bad;
     for (int i = 0; i < kHostileThreads; ++i)
         bad.emplace_back(hostile, std::ref(h), std::ref(plain), std::ref(secure), tls, seed + i,
                          std::ref(problems));
@@ -673,7 +695,6 @@ TEST_CASE("chaos soak: stage 2 and stage 3 relays under well-behaved and hostile
         r.handshake_timeouts = count("TLS handshake timed out");
         r.handshake_failed = count("TLS handshake failed");
     }
-    SSL_CTX_free(tls);
 
     // The report.
     std::printf("\n== soak report: %d s, seed %u\n", seconds, seed);

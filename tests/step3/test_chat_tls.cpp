@@ -1,6 +1,7 @@
 // Stage 3: the stage 2 chat protocol, byte for byte, over TLS.
 #include <csignal>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "doctest.h"
@@ -217,4 +218,39 @@ TEST_CASE(
             return c.ok() && c.line() == "* welcome guest-1 (1 online)";
         },
         3000ms));
+}
+
+TEST_CASE("step3: a TLS client that never reads is dropped (too slow); the others get everything") {
+    Certs certs;
+    Server s = start_tls_server(certs);
+    Member slow(s.port, certs);  // guest-1: never reads again
+    Member talker(s.port, certs);
+    Member listener(s.port, certs);
+    REQUIRE(talker.conn.line() == "* guest-3 joined");
+    // 8 MiB from the talker: more than the kernel buffers towards `slow` hold
+    // plus the 1 MiB the server queues for it. One thread per TLS session
+    // (an SSL object is not shared between threads).
+    const std::string line = std::string(1000, 'z') + "\n";
+    constexpr int kLines = 8 * 1024;
+    std::thread sender([&] {
+        std::string batch;
+        for (int i = 0; i < 64; ++i)
+            batch += line;
+        for (int n = 0; n < kLines; n += 64)
+            talker.conn.send(batch);
+    });
+    int got = 0, too_slow = 0;
+    while (got < kLines) {
+        const auto l = listener.conn.line(20000ms);
+        if (!l) break;
+        if (*l == "* guest-1 left (too slow)") {
+            ++too_slow;
+        } else if (l->size() > 1000) {
+            ++got;
+        }
+    }
+    sender.join();
+    CHECK(got == kLines);
+    CHECK(too_slow == 1);
+    CHECK(eventually([&] { return s.proc.stderr_text().find("too slow") != std::string::npos; }));
 }

@@ -252,10 +252,7 @@ void Server::run() {
         // Step 7: a signal? SIGINT/SIGTERM end the loop, SIGHUP reopens the log.
         if (FD_ISSET(ctx_.signals.fd(), &readable)) {
             ctx_.signals.drain();
-            if (ctx_.signals.take_reload_request()) {
-                ctx_.log.reopen();
-                ctx_.log.info("log reopened");
-            }
+            if (ctx_.signals.take_reload_request()) ctx_.log.reopen();
         }
         // Step 8: new connections waiting in the accept queue.
         if (FD_ISSET(listener_.get(), &readable)) accept_clients();

@@ -348,7 +348,6 @@ void Server::run() {
             ctx_.signals.drain();
             if (ctx_.signals.take_reload_request()) {
                 ctx_.log.reopen();
-                ctx_.log.info("log reopened");
                 reload_certificate();
             }
         }

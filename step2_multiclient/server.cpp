@@ -555,8 +555,7 @@ void Server::shut_down() {
     }
 }
 
-int run(const common::ServerOptions& opts, long max_clients) {
-    common::Logger log;
+int run(const common::ServerOptions& opts, long max_clients, common::Logger& log) {
     if (!opts.log_file.empty()) log.open_file(opts.log_file);
     common::Explain explain(opts.explain);
     common::Signals signals;  // SIGINT/SIGTERM stop us, SIGHUP reopens the log
@@ -595,10 +594,11 @@ int main(int argc, char** argv) {
          }},
     };
     const common::ServerOptions opts = common::parse_server_options(argc, argv, "7002", extras);
+    common::Logger log;  // stderr until --log-file or --daemon says otherwise
     try {
-        return run(opts, max_clients);
+        return run(opts, max_clients, log);
     } catch (const std::exception& e) {
-        std::fprintf(stderr, "%s\n", e.what());  // e.g. "bind 0.0.0.0:7002: Address already in use"
+        log.fatal(e.what());  // e.g. "bind 0.0.0.0:7002: Address already in use"
         return 1;
     }
 }

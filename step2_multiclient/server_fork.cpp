@@ -227,8 +227,7 @@ void serve_child(int client, const std::string& peer, Context& ctx) {
     ctx.log.info(peer, " closed, ", bytes, " bytes", reason.empty() ? "" : " (" + reason + ")");
 }
 
-int run(const common::ServerOptions& opts) {
-    common::Logger log;
+int run(const common::ServerOptions& opts, common::Logger& log) {
     if (!opts.log_file.empty()) log.open_file(opts.log_file);
     common::Explain explain(opts.explain);
     common::Signals signals;  // SIGINT/SIGTERM stop us, SIGHUP reopens the log
@@ -315,10 +314,11 @@ int run(const common::ServerOptions& opts) {
 
 int main(int argc, char** argv) {
     const common::ServerOptions opts = common::parse_server_options(argc, argv, "7002");
+    common::Logger log;  // stderr until --log-file or --daemon says otherwise
     try {
-        return run(opts);
+        return run(opts, log);
     } catch (const std::exception& e) {
-        std::fprintf(stderr, "%s\n", e.what());  // e.g. "bind 0.0.0.0:7002: Address already in use"
+        log.fatal(e.what());  // e.g. "bind 0.0.0.0:7002: Address already in use"
         return 1;
     }
 }

@@ -751,8 +751,8 @@ void Server::shut_down() {
     }
 }
 
-int run(const common::ServerOptions& opts, long max_clients, const TlsOptions& tls_opts) {
-    common::Logger log;
+int run(const common::ServerOptions& opts, long max_clients, const TlsOptions& tls_opts,
+        common::Logger& log) {
     if (!opts.log_file.empty()) log.open_file(opts.log_file);
     common::Explain explain(opts.explain);
     common::Signals signals;  // SIGINT/SIGTERM stop us, SIGHUP reopens the log, reloads the cert
@@ -845,13 +845,14 @@ int main(int argc, char** argv) {
             argc > 0 ? argv[0] : "server");
         return 2;
     }
+    common::Logger log;  // stderr until --log-file or --daemon says otherwise
     try {
-        return run(opts, max_clients, tls_opts);
+        return run(opts, max_clients, tls_opts, log);
     } catch (const std::exception& e) {
         // e.g. "bind 0.0.0.0:7003: Address already in use", or
         // "certificate step3_tls/certs/server.crt: No such file or directory (run `make certs`
         // ...)"
-        std::fprintf(stderr, "%s\n", e.what());
+        log.fatal(e.what());
         return 1;
     }
 }

@@ -279,6 +279,7 @@ int run(const common::ServerOptions& opts, common::Logger& log) {
         if (pid == 0) {
             // The child. It has copies of both sockets: close the listener,
             // which only the parent accepts on. docs/02-multiclient.md#fork
+            explain.forked(0);
             listener.reset();
             common::Signals::restore_defaults();  // SIGTERM now simply ends us
             ::signal(SIGCHLD, SIG_DFL);
@@ -299,7 +300,10 @@ int run(const common::ServerOptions& opts, common::Logger& log) {
         children.add(pid);
         children.prune();  // forget the ones the handler has reaped
         log.info(peer, " connected, child ", pid);
-        explain.closing(client.get());
+        explain.note("close(fd " + std::to_string(client.get()) +
+                         ") in the parent drops only its reference: the child still holds the "
+                         "socket, so no FIN is sent",
+                     "02-multiclient.md#fork");
         client.reset();
     }
 

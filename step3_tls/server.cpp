@@ -447,7 +447,7 @@ void Server::wait_for_events(fd_set& readable, fd_set& writable, int& ready,
         if (errno == EINTR) return;  // a signal: the self-pipe says which
         common::throw_errno("select");
     }
-    ctx_.explain.woke("select", ready);
+    ctx_.explain.selected(ready, &readable, &writable, max_fd);
 }
 
 // Step 8: take every waiting connection off the accept queue.

@@ -762,12 +762,7 @@ int run(const common::ServerOptions& opts, long max_clients, const TlsOptions& t
     // drops privileges (--user), since the key is readable by root only.
     // (Without root, --user fails anyway: say that, not "key: Permission denied".)
     // docs/03-tls.md#the-server-context
-    if (!opts.user.empty() && ::geteuid() != 0) {
-        throw std::runtime_error("--user " + opts.user +
-                                 ": only root can switch to another user (this process runs as "
-                                 "uid " +
-                                 std::to_string(::geteuid()) + ")");
-    }
+    common::check_user_option(opts);
     tls::Context tls_context = tls::make_server_context(tls_opts.files);
     tls::narrate(tls_context.get(), explain);  // --explain: name each TLS message
 

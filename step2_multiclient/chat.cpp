@@ -1,0 +1,242 @@
+// chat.cpp: the rules of SPEC.md's chat protocol. No sockets here.
+#include "chat.hpp"
+
+#include <algorithm>
+
+namespace chat {
+namespace {
+
+Chunk make(std::string text) {
+    text += '\n';
+    return std::make_shared<const std::string>(std::move(text));
+}
+
+char lower(char c) {
+    return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+}
+
+bool same_nick(std::string_view a, std::string_view b) {  // ignoring case
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(),
+                                              [](char x, char y) { return lower(x) == lower(y); });
+}
+
+// "/msg bob hi there" -> ("/msg", "bob hi there"); "/who" -> ("/who", "").
+std::pair<std::string_view, std::string_view> split_word(std::string_view line) {
+    const std::size_t space = line.find(' ');
+    if (space == std::string_view::npos) return {line, {}};
+    return {line.substr(0, space), line.substr(space + 1)};
+}
+
+const char* const kHelp[] = {
+    "* commands:",
+    "*   /nick NAME       change your name (1-16 of A-Z a-z 0-9 _ -)",
+    "*   /msg NAME TEXT   send TEXT to NAME only",
+    "*   /who             list who is online",
+    "*   /quit            leave",
+    "*   /help            this list",
+    "* any other line is sent to everyone else",
+};
+
+}  // namespace
+
+Chunk server_full() {
+    static const Chunk line = make("* error: server full");
+    return line;
+}
+
+Chunk shutting_down() {
+    static const Chunk line = make("* server shutting down");
+    return line;
+}
+
+bool valid_nick(std::string_view name) {
+    if (name.empty() || name.size() > kMaxNick) return false;
+    return std::all_of(name.begin(), name.end(), [](char c) {
+        return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+               c == '_' || c == '-';
+    });
+}
+
+Effects Room::join(ClientId id, std::string_view nick) {
+    Effects out;
+    std::string name;
+    if (!nick.empty()) {
+        if (!valid_nick(nick)) {
+            to_one(id, make("* error: invalid nick " + std::string(nick)), out);
+            out.closes.push_back(id);
+            return out;
+        }
+        if (find(nick) >= 0) {
+            to_one(id, make("* error: nick " + std::string(nick) + " is taken"), out);
+            out.closes.push_back(id);
+            return out;
+        }
+        name = nick;
+    } else {
+        // Someone may have taken "guest-7" with /nick: skip to a free number.
+        do {
+            name = "guest-" + std::to_string(next_guest_++);
+        } while (find(name) >= 0);
+    }
+    members_[id] = Member{name, next_join_++, common::LineFramer(kMaxLine)};
+    to_one(id, make("* welcome " + name + " (" + std::to_string(members_.size()) + " online)"),
+           out);
+    to_all_but(id, make("* " + name + " joined"), out);
+    return out;
+}
+
+Effects Room::receive(ClientId id, std::string_view bytes) {
+    Effects out;
+    auto it = members_.find(id);
+    if (it == members_.end()) return out;  // already left (e.g. after /quit)
+    it->second.framer.append(bytes);
+    std::string line;
+    // Every complete line, until the client leaves or the input is unusable.
+    while (contains(id)) {
+        switch (members_.at(id).framer.next(line)) {
+            case common::LineFramer::Status::line:
+                handle_line(id, line, out);
+                continue;
+            case common::LineFramer::Status::need_more:
+                return out;
+            case common::LineFramer::Status::too_long:
+                to_one(id,
+                       make("* error: line too long (max " + std::to_string(kMaxLine) + " bytes)"),
+                       out);
+                leave(id, " left", out);
+                out.closes.push_back(id);
+                return out;
+        }
+    }
+    return out;
+}
+
+Effects Room::end_of_input(ClientId id) {
+    Effects out;
+    auto it = members_.find(id);
+    if (it == members_.end()) return out;
+    const std::string rest = it->second.framer.take_rest();
+    if (!rest.empty()) handle_line(id, rest, out);  // a last line without '\n'
+    if (contains(id)) {
+        leave(id, " left", out);
+        out.closes.push_back(id);
+    }
+    return out;
+}
+
+Effects Room::lost(ClientId id, LostReason why) {
+    Effects out;
+    if (contains(id)) leave(id, why == LostReason::too_slow ? " left (too slow)" : " left", out);
+    return out;
+}
+
+Effects Room::shutdown() {
+    Effects out;
+    for (const auto& [id, member] : members_)
+        out.deliveries.push_back({id, shutting_down()});
+    return out;
+}
+
+std::string Room::nick(ClientId id) const {
+    auto it = members_.find(id);
+    return it == members_.end() ? std::string() : it->second.nick;
+}
+
+void Room::handle_line(ClientId id, std::string_view line, Effects& out) {
+    if (line.empty()) return;  // empty lines are ignored
+    if (line.front() == '/') {
+        command(id, line, out);
+        return;
+    }
+    // Text: formatted once, shared by every receiver.
+    std::string text = members_.at(id).nick;
+    text.append(": ").append(line);
+    to_all_but(id, make(std::move(text)), out);
+}
+
+void Room::command(ClientId id, std::string_view line, Effects& out) {
+    const auto [word, rest] = split_word(line);
+    Member& me = members_.at(id);
+    auto error = [&](const std::string& text) { to_one(id, make("* error: " + text), out); };
+
+    if (word == "/nick") {
+        const std::string_view name = rest;  // the whole rest of the line
+        if (name.empty()) return error("usage: /nick NAME");
+        if (!valid_nick(name)) {
+            return error("invalid nick " + std::string(name) +
+                         " (1-16 of A-Z a-z 0-9 _ -, no spaces)");
+        }
+        if (name == me.nick) return error("you are already " + me.nick);
+        const ClientId holder = find(name);
+        if (holder >= 0 && holder != id) return error("nick " + std::string(name) + " is taken");
+        const Chunk notice = make("* " + me.nick + " is now " + std::string(name));
+        out.log.push_back(me.nick + " is now " + std::string(name));
+        me.nick = name;
+        to_one(id, notice, out);
+        to_all_but(id, notice, out);
+    } else if (word == "/msg") {
+        const auto [name, text] = split_word(rest);
+        if (name.empty() || text.empty()) return error("usage: /msg NAME TEXT");
+        const ClientId to = find(name);
+        if (to < 0) return error("no such user " + std::string(name));
+        to_one(to, make(me.nick + " (private): " + std::string(text)), out);
+    } else if (word == "/who") {
+        std::string list = "* online: ";
+        bool first = true;
+        for (ClientId member : in_join_order()) {
+            if (!first) list += ", ";
+            list += members_.at(member).nick;
+            first = false;
+        }
+        to_one(id, make(std::move(list)), out);
+    } else if (word == "/help") {
+        std::string help;
+        for (const char* h : kHelp)
+            help.append(h).append("\n");
+        to_one(id, std::make_shared<const std::string>(std::move(help)), out);
+    } else if (word == "/quit") {
+        to_one(id, make("* bye"), out);
+        leave(id, " left", out);
+        out.closes.push_back(id);
+    } else {
+        error("unknown command " + std::string(word));  // the word alone
+    }
+}
+
+void Room::leave(ClientId id, std::string_view notice, Effects& out) {
+    auto it = members_.find(id);
+    if (it == members_.end()) return;
+    const std::string who = it->second.nick;
+    members_.erase(it);
+    to_all_but(id, make("* " + who + std::string(notice)), out);
+}
+
+void Room::to_one(ClientId id, Chunk data, Effects& out) const {
+    out.deliveries.push_back({id, std::move(data)});
+}
+
+void Room::to_all_but(ClientId id, const Chunk& data, Effects& out) const {
+    for (const auto& [member, state] : members_) {
+        if (member != id) out.deliveries.push_back({member, data});
+    }
+}
+
+ClientId Room::find(std::string_view nick) const {
+    for (const auto& [id, member] : members_) {
+        if (same_nick(member.nick, nick)) return id;
+    }
+    return -1;
+}
+
+std::vector<ClientId> Room::in_join_order() const {
+    std::vector<std::pair<std::uint64_t, ClientId>> order;
+    for (const auto& [id, member] : members_)
+        order.push_back({member.joined, id});
+    std::sort(order.begin(), order.end());
+    std::vector<ClientId> ids;
+    for (const auto& entry : order)
+        ids.push_back(entry.second);
+    return ids;
+}
+
+}  // namespace chat

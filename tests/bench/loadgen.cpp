@@ -88,6 +88,7 @@ struct Options {
     int parallel = 4;                    // handshakes in flight
     double hold = 1;                     // idle: seconds to hold
     int sources = 8;                     // 127.0.0.x source addresses to spread over
+    int window = 100;                    // relay, idle: connections joining at once
 };
 
 [[noreturn]] void usage(const char* why) {
@@ -96,7 +97,7 @@ struct Options {
                  "usage: loadgen echo-rtt|echo-bulk|relay|handshakes|idle PORT [options]\n"
                  "  --host H --server-pid PID --time-limit S --tls --conns N --rounds M\n"
                  "  --bytes B --mbytes X --clients N --idle I --lines M --batch K --private\n"
-                 "  --welcome PREFIX --count N --parallel K --hold S --sources K\n",
+                 "  --welcome PREFIX --count N --parallel K --hold S --sources K --window K\n",
                  why);
     std::exit(2);
 }
@@ -168,12 +169,15 @@ Options parse(int argc, char** argv) {
             o.hold = number<double>(a, arg());
         else if (a == "--sources")
             o.sources = number<int>(a, arg());
+        else if (a == "--window")
+            o.window = number<int>(a, arg());
         else
             usage((std::string("unknown option ") + std::string(a)).c_str());
     }
     if (o.port <= 0 || o.port > 65535) usage("PORT out of range");
     if (o.bytes < 16 && o.scenario == "relay") usage("--bytes: at least 16 for relay lines");
-    if (o.bytes == 0 || o.conns == 0 || o.batch == 0 || o.parallel == 0 || o.sources == 0)
+    if (o.bytes == 0 || o.conns == 0 || o.batch == 0 || o.parallel == 0 || o.sources == 0 ||
+        o.window == 0)
         usage("counts must be positive");
     return o;
 }
@@ -902,10 +906,11 @@ int relay(const Options& o, bool idle_only) {
         }
         c.in.erase(0, pos);
     };
-    // Join: at most 64 connections opened and not yet welcomed at a time, so
-    // a short listen backlog never drops a SYN (which would cost 1 s).
+    // Join: at most --window connections opened and not yet welcomed at a
+    // time, kept below the server's listen backlog, so that no SYN is
+    // dropped (which would cost that client 1 s).
     auto open_more = [&] {
-        while (opened < R && opened - joined - failed < 64)
+        while (opened < R && opened - joined - failed < o.window)
             net.open(opened++);
     };
     net.idle_hook = open_more;

@@ -48,14 +48,24 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
-// How many finished handshakes the kernel may queue for us. docs/01-echo.md#listen
-constexpr int kBacklog = 128;
+// How many finished handshakes the kernel may queue for us. Hundreds of
+// clients may connect at once; when the queue is full the kernel drops their
+// SYNs and each waits a 1 s retransmission.  docs/01-echo.md#listen
+constexpr int kBacklog = 1024;
 // Descriptors the server needs besides its clients (stdio, listener, signal
 // pipe, log file, a connection being refused) stay below FD_SETSIZE too.
 constexpr long kMaxClientsLimit = FD_SETSIZE - 16;
 // At most this much is read from one client per wake-up, so one fast sender
 // cannot starve the rest.
 constexpr std::size_t kReadSize = 64 * 1024;
+// Backpressure: while a client that is still reading has more than this
+// queued, the server stops reading from everyone, so senders slow down to the
+// pace of the slowest reader (their send() waits, on their side) instead of
+// burying it. A client may hold everyone back for at most kMaxStall at a
+// time; one that does not catch up by then no longer counts, its queue grows
+// past kMaxUnsent, and it is dropped.  docs/02-multiclient.md#the-slow-reader
+constexpr std::size_t kPauseReading = 256 * 1024;
+constexpr auto kMaxStall = 1s;
 // A leaving client gets this long to take its last lines and close.
 constexpr auto kCloseTimeout = 2s;
 // SIGINT/SIGTERM: flush for at most this long, then close everything.
@@ -124,7 +134,8 @@ class Connection {
         return {IoResult::ok, static_cast<std::size_t>(n)};
     }
 
-    void queue(chat::Chunk chunk) {
+    void queue(chat::Chunk chunk, Clock::time_point now) {
+        if (unsent_ <= kPauseReading && unsent_ + chunk->size() > kPauseReading) behind_since = now;
         unsent_ += chunk->size();
         queue_.push_back(std::move(chunk));
     }
@@ -137,7 +148,13 @@ class Connection {
     bool write_shut = false;
     bool dead = false;  // close it at the end of this pass
     std::string close_reason;
-    Clock::time_point close_by{};  // a leaving client's deadline
+    Clock::time_point close_by{};      // a leaving client's deadline
+    Clock::time_point behind_since{};  // when its queue last passed kPauseReading
+
+    // Is it far behind, but recently enough that the others should wait for it?
+    bool holds_back_senders(Clock::time_point now) const {
+        return !leaving && unsent_ > kPauseReading && now - behind_since < kMaxStall;
+    }
 
   private:
     void consume(std::size_t n) {
@@ -264,6 +281,10 @@ void Server::wait_for_events(fd_set& readable, fd_set& writable, int& ready,
     // docs/02-multiclient.md#select
     FD_ZERO(&readable);
     FD_ZERO(&writable);
+    // Backpressure: is some reader far behind? Then read from nobody.
+    const bool throttled = std::any_of(clients_.begin(), clients_.end(), [&](const auto& entry) {
+        return entry.second.holds_back_senders(now);
+    });
     int max_fd = ctx_.signals.fd();
     FD_SET(ctx_.signals.fd(), &readable);
     if (listener_ && !accept_paused_until_) {
@@ -272,7 +293,9 @@ void Server::wait_for_events(fd_set& readable, fd_set& writable, int& ready,
     }
     for (auto& [id, c] : clients_) {
         // Every descriptor here is below FD_SETSIZE: accept_clients() made sure.
-        if (!c.peer_eof) FD_SET(c.fd(), &readable);
+        // Read unless it sent EOF, or a reader is far behind (a leaving
+        // client's input is only thrown away, so it is read regardless).
+        if (!c.peer_eof && (c.leaving || !throttled)) FD_SET(c.fd(), &readable);
         // Writability only while something is queued: an idle socket is
         // almost always writable, and asking would wake us for nothing.
         if (c.wants_write()) FD_SET(c.fd(), &writable);
@@ -287,6 +310,7 @@ void Server::wait_for_events(fd_set& readable, fd_set& writable, int& ready,
     if (accept_paused_until_) earliest(*accept_paused_until_);
     for (auto& [id, c] : clients_) {
         if (c.leaving) earliest(c.close_by);
+        if (c.holds_back_senders(now)) earliest(c.behind_since + kMaxStall);
     }
     timeval timeout{};
     if (wake_at) {
@@ -309,7 +333,7 @@ void Server::wait_for_events(fd_set& readable, fd_set& writable, int& ready,
 
 // Step 8: take every waiting connection off the accept queue.
 void Server::accept_clients() {
-    for (int i = 0; i < 64; ++i) {  // a bounded batch, then serve the others again
+    for (int i = 0; i < 256; ++i) {  // a bounded batch, then serve the others again
         sockaddr_storage peer_addr{};
         socklen_t peer_len = sizeof peer_addr;
         // docs/01-echo.md#accept  (SOCK_NONBLOCK: the new socket never blocks either)
@@ -424,6 +448,7 @@ void Server::progress_close(Connection& c, Clock::time_point now) {
 
 // Carry out what the Room decided: queue lines, mark clients to close.
 void Server::apply(chat::Effects effects) {
+    const auto now = Clock::now();
     std::vector<chat::Effects> work;
     work.push_back(std::move(effects));
     while (!work.empty()) {
@@ -432,7 +457,7 @@ void Server::apply(chat::Effects effects) {
         for (chat::Delivery& d : e.deliveries) {
             Connection* c = find(d.to);
             if (c == nullptr || c->dead) continue;
-            c->queue(std::move(d.data));
+            c->queue(std::move(d.data), now);
             // The slow-reader rule: never more than 1 MiB queued for anyone.
             // docs/02-multiclient.md#the-slow-reader
             if (c->unsent() > chat::kMaxUnsent) {

@@ -1,0 +1,470 @@
+// Stage 2 integration tests: the select() chat relay, real binary on loopback.
+#include <signal.h>
+#include <sys/socket.h>
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "doctest.h"
+#include "harness.hpp"
+
+using namespace test;
+
+namespace {
+
+const char* const kServer = "step2_multiclient/server";
+
+// A connected chat client whose welcome line was read and checked.
+std::unique_ptr<Conn> join(const Server& s, const std::string& expected_welcome = "") {
+    auto c = std::make_unique<Conn>(s.port);
+    const auto welcome = c->line();
+    REQUIRE(welcome.has_value());
+    if (!expected_welcome.empty()) {
+        CHECK(*welcome == expected_welcome);
+    } else {
+        CHECK(welcome->rfind("* welcome guest-", 0) == 0);
+    }
+    return c;
+}
+
+// Read and check the next line.
+void expect(Conn& c, const std::string& line) {
+    CHECK(c.line() == line);
+}
+
+// Nothing more arrives soon.
+void expect_quiet(Conn& c, Duration t = 200ms) {
+    CHECK(c.available(t).empty());
+}
+
+}  // namespace
+
+TEST_CASE("relay: connect — welcome counts the newcomer; the others read joined") {
+    Server s = start_server(kServer);
+    auto a = join(s, "* welcome guest-1 (1 online)");
+    auto b = join(s, "* welcome guest-2 (2 online)");
+    expect(*a, "* guest-2 joined");
+    auto c = join(s, "* welcome guest-3 (3 online)");
+    expect(*a, "* guest-3 joined");
+    expect(*b, "* guest-3 joined");
+    expect_quiet(*c);
+}
+
+TEST_CASE("relay: a text line reaches every other client, not the sender; empty lines ignored") {
+    Server s = start_server(kServer);
+    auto a = join(s);
+    auto b = join(s);
+    auto c = join(s);
+    expect(*a, "* guest-2 joined");
+    expect(*a, "* guest-3 joined");
+    expect(*b, "* guest-3 joined");
+    a->send("\n\r\nhello, world\n");
+    expect(*b, "guest-1: hello, world");
+    expect(*c, "guest-1: hello, world");
+    expect_quiet(*a);
+    expect_quiet(*b, 50ms);
+}
+
+TEST_CASE("relay: CRLF; a line split over three writes; two lines in one write") {
+    Server s = start_server(kServer);
+    auto a = join(s);
+    auto b = join(s);
+    expect(*a, "* guest-2 joined");
+    a->send("crlf line\r\n");
+    expect(*b, "guest-1: crlf line");
+    a->send("sp");
+    std::this_thread::sleep_for(50ms);
+    a->send("li");
+    std::this_thread::sleep_for(50ms);
+    a->send("t\n");
+    expect(*b, "guest-1: split");
+    a->send("one\ntwo\n");
+    expect(*b, "guest-1: one");
+    expect(*b, "guest-1: two");
+    expect_quiet(*b);
+}
+
+TEST_CASE("relay: text is relayed byte for byte (UTF-8 not validated)") {
+    Server s = start_server(kServer);
+    auto a = join(s);
+    auto b = join(s);
+    expect(*a, "* guest-2 joined");
+    const std::string text("caf\xc3\xa9 \xff\xfe \x1b[31m \x01", 15);
+    a->send(text + "\n");
+    expect(*b, "guest-1: " + text);
+}
+
+TEST_CASE("relay: /nick renames for all; bad, taken and own nicks are errors to the sender") {
+    Server s = start_server(kServer);
+    auto a = join(s);
+    auto b = join(s);
+    expect(*a, "* guest-2 joined");
+    a->send("/nick Bob\n");
+    expect(*a, "* guest-1 is now Bob");
+    expect(*b, "* guest-1 is now Bob");
+    for (const char* bad :
+         {"/nick a b", "/nick", "/nick ", "/nick 12345678901234567", "/nick x.y", "/nick Bob"}) {
+        INFO(bad);
+        a->send(std::string(bad) + "\n");
+        const auto reply = a->line();
+        REQUIRE(reply.has_value());
+        CHECK(reply->rfind("* error: ", 0) == 0);
+    }
+    b->send("/nick bob\n");  // uniqueness ignores case
+    const auto taken = b->line();
+    REQUIRE(taken.has_value());
+    CHECK(taken->rfind("* error: ", 0) == 0);
+    b->send("/nick 1234567890123456\n");  // 16 characters: fine
+    expect(*b, "* guest-2 is now 1234567890123456");
+    expect(*a, "* guest-2 is now 1234567890123456");
+    expect_quiet(*a);
+    a->send("after\n");
+    expect(*b, "Bob: after");
+}
+
+TEST_CASE("relay: /msg reaches only NAME; errors for unknown NAME and missing TEXT") {
+    Server s = start_server(kServer);
+    auto a = join(s);
+    auto b = join(s);
+    auto c = join(s);
+    expect(*a, "* guest-2 joined");
+    expect(*a, "* guest-3 joined");
+    expect(*b, "* guest-3 joined");
+    a->send("/msg guest-2 just for you\n");
+    expect(*b, "guest-1 (private): just for you");
+    expect_quiet(*a);
+    expect_quiet(*c, 50ms);
+    a->send("/msg nobody hi\n");
+    expect(*a, "* error: no such user nobody");
+    a->send("/msg guest-2\n");
+    expect(*a, "* error: usage: /msg NAME TEXT");
+    expect_quiet(*b);
+}
+
+TEST_CASE("relay: /who lists nicks in join order; /help lines start with '* '") {
+    Server s = start_server(kServer);
+    auto a = join(s);
+    auto b = join(s);
+    auto c = join(s);
+    expect(*b, "* guest-3 joined");
+    b->send("/nick zed\n");
+    expect(*b, "* guest-2 is now zed");
+    c->send("/who\n");
+    expect(*c, "* guest-2 is now zed");
+    expect(*c, "* online: guest-1, zed, guest-3");
+    c->send("/help\n");
+    int help_lines = 0;
+    std::string help;
+    while (auto l = c->line(300ms)) {
+        CHECK(l->rfind("* ", 0) == 0);
+        help += *l + "\n";
+        ++help_lines;
+    }
+    CHECK(help_lines >= 1);
+    for (const char* cmd : {"/nick", "/msg", "/who", "/quit", "/help"}) {
+        CHECK(help.find(cmd) != std::string::npos);
+    }
+}
+
+TEST_CASE("relay: /quit — bye then closed; others read left") {
+    Server s = start_server(kServer);
+    auto a = join(s);
+    auto b = join(s);
+    expect(*a, "* guest-2 joined");
+    b->send("/quit\n");
+    CHECK(b->until_eof() == "* bye\n");
+    expect(*a, "* guest-2 left");
+}
+
+TEST_CASE("relay: EOF — others read left; what was queued is flushed first") {
+    Server s = start_server(kServer);
+    auto a = join(s);
+    auto b = join(s);
+    expect(*a, "* guest-2 joined");
+    b->send("/who\nlast words\n");
+    b->shutdown_write();
+    CHECK(b->until_eof() == "* online: guest-1, guest-2\n");
+    expect(*a, "guest-2: last words");
+    expect(*a, "* guest-2 left");
+}
+
+TEST_CASE("relay: unknown command is reported by its word alone") {
+    Server s = start_server(kServer);
+    auto a = join(s);
+    a->send("/foo bar baz\n");
+    expect(*a, "* error: unknown command /foo");
+}
+
+TEST_CASE("relay: 4096 bytes accepted, 4097 rejected: error, close, others read left") {
+    Server s = start_server(kServer);
+    auto a = join(s);
+    auto b = join(s);
+    expect(*a, "* guest-2 joined");
+    const std::string max(4096, 'm');
+    a->send(max + "\n");
+    expect(*b, "guest-1: " + max);
+    a->send(max + "\r\n");  // the '\r' does not count
+    expect(*b, "guest-1: " + max);
+    a->send(std::string(4097, 'x') + "\nmore after it\n");
+    CHECK(a->until_eof() == "* error: line too long (max 4096 bytes)\n");
+    expect(*b, "* guest-1 left");
+    expect_quiet(*b);
+}
+
+TEST_CASE("relay: more than 4096 bytes without a newline is rejected at once") {
+    Server s = start_server(kServer);
+    auto a = join(s);
+    a->send(std::string(5000, 'x'));  // no newline, and we keep the socket open
+    CHECK(a->until_eof(3000ms) == "* error: line too long (max 4096 bytes)\n");
+}
+
+TEST_CASE("relay: server full — extra clients get the error; no guest number is spent") {
+    Server s = start_server(kServer, {"--max-clients", "2"});
+    auto a = join(s, "* welcome guest-1 (1 online)");
+    auto b = join(s, "* welcome guest-2 (2 online)");
+    Conn extra(s.port);
+    CHECK(extra.until_eof() == "* error: server full\n");
+    b->close();
+    expect(*a, "* guest-2 joined");
+    expect(*a, "* guest-2 left");
+    join(s, "* welcome guest-3 (2 online)");
+}
+
+TEST_CASE("relay: --max-clients out of range is a usage error; --help lists it") {
+    for (const char* bad : {"0", "2000", "x"}) {
+        Child c({repo_path(kServer), "--max-clients", bad, "--port", "0"});
+        CHECK(c.wait() == 2);
+        CHECK(c.stderr_text().find("usage: server") != std::string::npos);
+    }
+    Child help({repo_path(kServer), "--help"});
+    CHECK(help.out().until_eof().find("--max-clients N") != std::string::npos);
+    CHECK(help.wait() == 0);
+}
+
+TEST_CASE("relay: 20 clients x 200 messages — each receiver gets every other's, once, in order") {
+    Server s = start_server(kServer);
+    constexpr int kClients = 20, kMessages = 200;
+    std::vector<std::unique_ptr<Conn>> clients;
+    for (int i = 0; i < kClients; ++i)
+        clients.push_back(join(s));
+    for (int i = 0; i < kClients; ++i) {  // everyone who joined after i
+        for (int j = i + 1; j < kClients; ++j) {
+            REQUIRE(clients[i]->line() == "* guest-" + std::to_string(j + 1) + " joined");
+        }
+    }
+    std::vector<std::thread> writers;
+    for (int i = 0; i < kClients; ++i) {
+        writers.emplace_back([&, i] {
+            std::string all;
+            for (int m = 0; m < kMessages; ++m)
+                all += "msg " + std::to_string(m) + "\n";
+            // In several writes, so lines from different senders interleave.
+            for (std::size_t at = 0; at < all.size(); at += 700)
+                clients[i]->send(all.substr(at, 700));
+        });
+    }
+    for (auto& w : writers)
+        w.join();
+    for (int i = 0; i < kClients; ++i) {
+        std::map<std::string, int> next;  // sender nick -> next expected message
+        int received = 0;
+        bool ok = true;
+        while (received < (kClients - 1) * kMessages) {
+            const auto l = clients[i]->line(10000ms);
+            if (!l) break;
+            const auto colon = l->find(": msg ");
+            if (colon == std::string::npos) {
+                ok = false;
+                break;
+            }
+            const std::string from = l->substr(0, colon);
+            const int m = std::stoi(l->substr(colon + 6));
+            if (from == "guest-" + std::to_string(i + 1) || m != next[from]) ok = false;
+            next[from] = m + 1;
+            ++received;
+        }
+        INFO("receiver " << i);
+        CHECK(ok);
+        CHECK(received == (kClients - 1) * kMessages);
+        CHECK(next.size() == kClients - 1);
+        expect_quiet(*clients[i], 20ms);  // nothing duplicated
+    }
+}
+
+TEST_CASE("relay: a client that never reads is dropped (too slow); the others finish") {
+    Server s = start_server(kServer);
+    auto slow = join(s);  // guest-1: never reads again
+    constexpr int kTalkers = 5;
+    constexpr std::size_t kPerTalker = 6 << 20;  // 5 x 6 MiB = 30 MiB
+    const std::string line = std::string(1000, 'z') + "\n";
+    const int lines_each = static_cast<int>(kPerTalker / line.size());
+    std::vector<std::unique_ptr<Conn>> talkers;
+    for (int i = 0; i < kTalkers; ++i)
+        talkers.push_back(join(s));
+    for (int i = 0; i < kTalkers; ++i) {
+        for (int j = i + 1; j < kTalkers; ++j)
+            REQUIRE(talkers[i]->line().has_value());
+    }
+    std::vector<int> got(kTalkers, 0);
+    std::vector<int> too_slow(kTalkers, 0);
+    std::atomic<bool> send_failed{false};
+    std::vector<std::thread> threads;
+    for (int i = 0; i < kTalkers; ++i) {
+        threads.emplace_back([&, i] {
+            try {
+                for (int n = 0; n < lines_each; n += 64) {
+                    std::string batch;
+                    for (int k = 0; k < 64 && n + k < lines_each; ++k)
+                        batch += line;
+                    talkers[i]->send(batch);
+                }
+            } catch (const std::exception&) {
+                send_failed = true;  // the server dropped a talker
+            }
+        });
+        threads.emplace_back([&, i] {
+            while (got[i] < (kTalkers - 1) * lines_each) {
+                const auto l = talkers[i]->line(20000ms);
+                if (!l) return;
+                if (*l == "* guest-1 left (too slow)") {
+                    ++too_slow[i];
+                } else if (l->size() > 1000) {
+                    ++got[i];
+                }
+            }
+        });
+    }
+    for (auto& t : threads)
+        t.join();
+    CHECK_FALSE(send_failed);
+    for (int i = 0; i < kTalkers; ++i) {
+        CHECK(got[i] == (kTalkers - 1) * lines_each);
+        CHECK(too_slow[i] == 1);
+    }
+    // The slow client's connection was closed by the server.
+    CHECK(eventually([&] { return s.proc.stderr_text().find("too slow") != std::string::npos; }));
+}
+
+TEST_CASE("relay: 1100 connection attempts — never more than --max-clients admitted, then fine") {
+    Server s = start_server(kServer);  // default --max-clients 1000
+    std::vector<std::unique_ptr<Conn>> conns;
+    for (int i = 0; i < 1100; ++i)
+        conns.push_back(std::make_unique<Conn>(s.port));
+    int welcomed = 0, full = 0, other = 0;
+    for (auto& c : conns) {
+        const auto first = c->line(10000ms);
+        if (first && first->rfind("* welcome ", 0) == 0) {
+            ++welcomed;
+        } else if (first == "* error: server full") {
+            ++full;
+        } else {
+            ++other;
+        }
+    }
+    CHECK(welcomed == 1000);
+    CHECK(full == 100);
+    CHECK(other == 0);
+    CHECK(s.proc.running());
+    conns.clear();
+    // Once they are gone, a new pair chats as usual.
+    REQUIRE(eventually([&] { return open_fd_count(s.proc.pid()) < 20; }, 10000ms));
+    auto a = join(s, "* welcome guest-1001 (1 online)");
+    auto b = join(s, "* welcome guest-1002 (2 online)");
+    expect(*a, "* guest-1002 joined");
+    b->send("still here\n");
+    expect(*a, "guest-1002: still here");
+}
+
+TEST_CASE("relay: 20 clients that reset do not stop a 21st; no descriptor leaks") {
+    Server s = start_server(kServer);
+    const int fds_before = open_fd_count(s.proc.pid());
+    for (int i = 0; i < 20; ++i) {
+        Conn rude(s.port);
+        REQUIRE(rude.line().has_value());
+        rude.send("half a li");
+        rude.reset();
+    }
+    auto a = join(s);
+    auto b = join(s);
+    // The server may notice the last resets after a joined: skip "left" lines.
+    std::optional<std::string> l;
+    while ((l = a->line()) && l->find(" left") != std::string::npos) {
+    }
+    CHECK(l == "* guest-22 joined");
+    a->send("hello\n");
+    expect(*b, "guest-21: hello");
+    a->close();
+    b->close();
+    CHECK(eventually([&] { return open_fd_count(s.proc.pid()) == fds_before; }));
+}
+
+TEST_CASE("relay: a reset client is reported as left to the others") {
+    Server s = start_server(kServer);
+    auto a = join(s);
+    auto b = join(s);
+    expect(*a, "* guest-2 joined");
+    b->reset();
+    expect(*a, "* guest-2 left");
+}
+
+TEST_CASE("relay: SIGTERM — every client reads 'server shutting down', exit 0") {
+    Server s = start_server(kServer);
+    auto a = join(s);
+    auto b = join(s);
+    expect(*a, "* guest-2 joined");
+    b->send("unread input stays unread");
+    std::this_thread::sleep_for(100ms);
+    s.proc.signal(SIGTERM);
+    CHECK(a->until_eof(3000ms) == "* server shutting down\n");
+    CHECK(b->until_eof(3000ms) == "* server shutting down\n");
+    CHECK(s.proc.wait(3000ms) == 0);
+    CHECK_FALSE(can_connect(s.port));
+}
+
+TEST_CASE("relay: SIGINT with a client that never reads still exits 0 within about 2 s") {
+    Server s = start_server(kServer);
+    auto a = join(s);
+    auto b = join(s);
+    // Fill b's queue without reading it: a sends 600 KiB of lines.
+    const std::string chunk = std::string(1000, 'q') + "\n";
+    std::string bulk;
+    for (int i = 0; i < 600; ++i)
+        bulk += chunk;
+    a->send(bulk);
+    std::this_thread::sleep_for(200ms);
+    const auto start = std::chrono::steady_clock::now();
+    s.proc.signal(SIGINT);
+    CHECK(s.proc.wait(4000ms) == 0);
+    CHECK(std::chrono::steady_clock::now() - start < 3000ms);
+}
+
+TEST_CASE("relay: SIGHUP reopens --log-file") {
+    TempPath log("log");
+    const std::string moved = log.str() + ".1";
+    Server s = start_server(kServer, {"--log-file", log.str()});
+    join(s);
+    REQUIRE(eventually(
+        [&] { return read_file(log.str()).find("connected as guest-1") != std::string::npos; }));
+    REQUIRE(::rename(log.str().c_str(), moved.c_str()) == 0);
+    s.proc.signal(SIGHUP);
+    REQUIRE(
+        eventually([&] { return read_file(log.str()).find("log reopened") != std::string::npos; }));
+    join(s);
+    CHECK(eventually(
+        [&] { return read_file(log.str()).find("connected as guest-2") != std::string::npos; }));
+    CHECK(read_file(moved).find("guest-2") == std::string::npos);
+    ::unlink(moved.c_str());
+}
+
+TEST_CASE("relay: a port in use is exit 1 naming bind and the address") {
+    Server s = start_server(kServer);
+    Child second({repo_path(kServer), "--bind", "127.0.0.1", "--port", std::to_string(s.port)});
+    CHECK(second.wait() == 1);
+    CHECK(second.stderr_text() ==
+          "bind 127.0.0.1:" + std::to_string(s.port) + ": Address already in use\n");
+}

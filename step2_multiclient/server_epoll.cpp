@@ -58,10 +58,9 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
-// How many finished handshakes the kernel may queue for us. Ten thousand
-// clients arrive in bursts: a full queue drops SYNs, and each dropped SYN
-// costs its client a 1 s retransmission. (Capped by net.core.somaxconn.)
-// docs/01-echo.md#listen
+// How many finished handshakes the kernel may queue for us. Thousands of
+// clients may connect at once; when the queue is full the kernel drops their
+// SYNs and each waits a 1 s retransmission.  docs/01-echo.md#listen
 constexpr int kBacklog = 1024;
 // No FD_SETSIZE here: the only ceiling is RLIMIT_NOFILE, raised at start.
 constexpr long kMaxClientsLimit = 1'000'000;
@@ -74,6 +73,14 @@ constexpr std::uint64_t kSignalsKey = kListenerKey - 1;
 // At most this much is read from one client per wake-up, so one fast sender
 // cannot starve the rest.
 constexpr std::size_t kReadSize = 64 * 1024;
+// Backpressure: while a client that is still reading has more than this
+// queued, the server stops reading from everyone, so senders slow down to the
+// pace of the slowest reader (their send() waits, on their side) instead of
+// burying it. A client may hold everyone back for at most kMaxStall at a
+// time; one that does not catch up by then no longer counts, its queue grows
+// past kMaxUnsent, and it is dropped.  docs/02-multiclient.md#the-slow-reader
+constexpr std::size_t kPauseReading = 256 * 1024;
+constexpr auto kMaxStall = 1s;
 // A leaving client gets this long to take its last lines and close.
 constexpr auto kCloseTimeout = 2s;
 // SIGINT/SIGTERM: flush for at most this long, then close everything.
@@ -143,7 +150,8 @@ class Connection {
         return {IoResult::ok, static_cast<std::size_t>(n)};
     }
 
-    void queue(chat::Chunk chunk) {
+    void queue(chat::Chunk chunk, Clock::time_point now) {
+        if (unsent_ <= kPauseReading && unsent_ + chunk->size() > kPauseReading) behind_since = now;
         unsent_ += chunk->size();
         queue_.push_back(std::move(chunk));
     }
@@ -156,9 +164,16 @@ class Connection {
     bool write_shut = false;
     bool dead = false;  // close it at the end of this pass
     std::string close_reason;
-    Clock::time_point close_by{};    // a leaving client's deadline
-    std::uint32_t events = EPOLLIN;  // what epoll watches for it now
-    bool flush_listed = false;       // in Server::to_flush_
+    Clock::time_point close_by{};      // a leaving client's deadline
+    Clock::time_point behind_since{};  // when its queue last passed kPauseReading
+    std::uint32_t events = EPOLLIN;    // what epoll watches for it now
+    bool flush_listed = false;         // in Server::to_flush_
+    bool reading_paused = false;       // in Server::paused_ (backpressure)
+
+    // Is it far behind, but recently enough that the others should wait for it?
+    bool holds_back_senders(Clock::time_point now) const {
+        return !leaving && unsent_ > kPauseReading && now - behind_since < kMaxStall;
+    }
 
   private:
     void consume(std::size_t n) {
@@ -227,6 +242,9 @@ class Server {
     std::set<chat::ClientId> leaving_;      // clients with a close deadline
     std::vector<chat::ClientId> dead_;      // to close at the end of this pass
     std::vector<chat::ClientId> to_flush_;  // got new lines in this pass
+    std::set<chat::ClientId> behind_;       // more than kPauseReading queued
+    std::vector<chat::ClientId> paused_;    // not read until !throttled_
+    bool throttled_ = false;                // a reader is far behind
 };
 
 // Steps 1-4, as in stage 1, plus O_NONBLOCK: accept() must never wait.
@@ -306,7 +324,16 @@ void Server::handle(const epoll_event& event) {
     // Step 9: a client is ready: read, then write.
     Connection* c = find(static_cast<chat::ClientId>(event.data.u64));
     if (c == nullptr || c->dead) return;
-    if (event.events & (EPOLLIN | EPOLLHUP | EPOLLERR)) on_readable(*c);
+    if (throttled_ && !c->leaving && (event.events & (EPOLLHUP | EPOLLERR)) == 0) {
+        // Backpressure: leave its input in the kernel, and stop asking
+        // epoll about it until the slow reader catches up.
+        if (!c->reading_paused) {
+            c->reading_paused = true;
+            paused_.push_back(c->id());
+        }
+    } else if (event.events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+        on_readable(*c);
+    }
     if (!c->dead && (event.events & EPOLLOUT)) on_writable(*c);
     if (!c->dead) watch(*c);
 }
@@ -316,7 +343,8 @@ void Server::handle(const epoll_event& event) {
 // always writable, and asking would wake us for nothing).
 // docs/02-multiclient.md#epoll
 void Server::watch(Connection& c) {
-    const std::uint32_t want = (c.peer_eof ? 0u : EPOLLIN) | (c.wants_write() ? EPOLLOUT : 0u);
+    const std::uint32_t want =
+        (c.peer_eof || c.reading_paused ? 0u : EPOLLIN) | (c.wants_write() ? EPOLLOUT : 0u);
     if (want == c.events) return;
     epoll_event ev{};
     ev.events = want;
@@ -355,6 +383,29 @@ int Server::wait_for_events(std::span<epoll_event> events,
         ::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, listener_.get(), &ev);
     }
 
+    // Backpressure: is some reader far behind? Then read from nobody. Only
+    // the clients that passed kPauseReading are looked at, not all of them.
+    bool throttled = false;
+    for (auto it = behind_.begin(); it != behind_.end();) {
+        Connection* c = find(*it);
+        if (c == nullptr || c->unsent() <= kPauseReading) {
+            it = behind_.erase(it);
+            continue;
+        }
+        throttled = throttled || c->holds_back_senders(now);
+        ++it;
+    }
+    throttled_ = throttled;
+    if (!throttled_) {
+        // Read again from the clients we stopped reading.
+        for (chat::ClientId id : std::exchange(paused_, {})) {
+            if (Connection* c = find(id)) {
+                c->reading_paused = false;
+                watch(*c);
+            }
+        }
+    }
+
     // The earliest moment something must happen without any socket event.
     std::optional<Clock::time_point> wake_at = deadline;
     auto earliest = [&](Clock::time_point t) {
@@ -363,6 +414,10 @@ int Server::wait_for_events(std::span<epoll_event> events,
     if (accept_paused_until_) earliest(*accept_paused_until_);
     for (chat::ClientId id : leaving_) {
         if (Connection* c = find(id)) earliest(c->close_by);
+    }
+    for (chat::ClientId id : behind_) {
+        Connection* c = find(id);
+        if (c->holds_back_senders(now)) earliest(c->behind_since + kMaxStall);
     }
     int timeout_ms = -1;
     if (wake_at) {
@@ -506,6 +561,7 @@ void Server::progress_close(Connection& c, Clock::time_point now) {
 
 // Carry out what the Room decided: queue lines, mark clients to close.
 void Server::apply(chat::Effects effects) {
+    const auto now = Clock::now();
     std::vector<chat::Effects> work;
     work.push_back(std::move(effects));
     while (!work.empty()) {
@@ -514,11 +570,12 @@ void Server::apply(chat::Effects effects) {
         for (chat::Delivery& d : e.deliveries) {
             Connection* c = find(d.to);
             if (c == nullptr || c->dead) continue;
-            c->queue(std::move(d.data));
+            c->queue(std::move(d.data), now);
             if (!c->flush_listed) {
                 c->flush_listed = true;
                 to_flush_.push_back(c->id());
             }
+            if (c->unsent() > kPauseReading) behind_.insert(c->id());
             // The slow-reader rule: never more than 1 MiB queued for anyone.
             // docs/02-multiclient.md#the-slow-reader
             if (c->unsent() > chat::kMaxUnsent) {

@@ -20,7 +20,7 @@ SUITES_step1 := $(filter unit step1,$(ALL_SUITES))
 SUITES_step2 := $(filter step2 step2epoll,$(ALL_SUITES))
 SUITES_step3 := $(filter step3,$(ALL_SUITES))
 
-.PHONY: all help test clean $(STAGES) $(addprefix build-,$(STAGES)) $(addprefix test-,$(STAGES)) \
+.PHONY: all help test clean certs $(STAGES) $(addprefix build-,$(STAGES)) $(addprefix test-,$(STAGES)) \
         $(addprefix test-,$(ALL_SUITES))
 
 all: $(addprefix build-,$(STAGES))
@@ -47,6 +47,10 @@ $(addprefix test-,$(STAGES)): test-%: build-% $$(call suite_bins,$$(SUITES_$$*))
 # Any one suite by name: make test-unit, make test-docs ...
 $(addprefix test-,$(filter-out $(STAGES),$(ALL_SUITES))): test-%: all $(BUILD)/bin/test-%
 	@$(call run_suites,$*)
+
+# Stage 3's key material (step3_tls/make-certs.sh), made once.
+certs:
+	@$(MAKE) --no-print-directory -C $(STAGE_step3) certs
 
 clean:
 	rm -rf build server client server_fork server_epoll

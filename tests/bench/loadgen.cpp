@@ -916,8 +916,10 @@ int relay(const Options& o, bool idle_only) {
     net.idle_hook = open_more;
     open_more();
     const bool all_joined = net.run([&] { return joined + failed >= R; }, deadline);
-    // Settle: the join notices stop flowing.
-    net.run([&] { return seconds_since(last_byte) > 0.3; }, deadline);
+    // Settle: the join notices stop flowing (and, before measuring memory,
+    // a server that hands freed memory back a second later has done so).
+    const double quiet = idle_only ? 1.5 : 0.3;
+    net.run([&] { return seconds_since(last_byte) > quiet; }, deadline);
     const Usage joined_usage = sample_tree(o.server_pid);
 
     Report r;
@@ -930,9 +932,10 @@ int relay(const Options& o, bool idle_only) {
     if (o.server_pid > 0) {
         r.add("server_rss_base_kb", base.rss_kb);
         r.add("server_rss_joined_kb", joined_usage.rss_kb);
-        if (R > 0)
+        r.add("server_join_cpu_s", joined_usage.cpu_s - base.cpu_s);
+        if (joined > 0)
             r.add("server_bytes_per_client",
-                  static_cast<double>(joined_usage.rss_kb - base.rss_kb) * 1024 / R);
+                  static_cast<double>(joined_usage.rss_kb - base.rss_kb) * 1024 / joined);
     }
 
     if (idle_only) {

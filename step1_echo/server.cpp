@@ -145,6 +145,7 @@ int run(const common::ServerOptions& opts) {
         common::start_service(opts, log, common::local_address(listener.get()));
 
     // Step 5: take the next finished handshake off the accept queue.
+    bool accept_failing = false;
     while (wait_for(listener.get(), POLLIN, ctx)) {
         sockaddr_storage peer_addr{};
         socklen_t peer_len = sizeof peer_addr;
@@ -152,13 +153,20 @@ int run(const common::ServerOptions& opts) {
         common::Fd client(::accept4(listener.get(), reinterpret_cast<sockaddr*>(&peer_addr),
                                     &peer_len, SOCK_CLOEXEC));
         if (!client) {
-            // The client gave up before we got to it (ECONNABORTED), a signal
-            // interrupted us, or we are out of descriptors: log and go on.
-            if (errno != EINTR && errno != ECONNABORTED && errno != EAGAIN) {
-                log.info("accept: ", std::generic_category().message(errno));
-            }
+            // A signal interrupted us (EINTR) or the client gave up before we
+            // got to it (ECONNABORTED): just go on.
+            const int err = errno;
+            if (err == EINTR || err == ECONNABORTED || err == EAGAIN) continue;
+            if (!accept_failing) log.info("accept: ", std::generic_category().message(err));
+            accept_failing = true;  // log once per burst, not every 100 ms
+            // Out of descriptors (EMFILE) or memory: the connection stays
+            // queued and the listener stays readable, so retrying at once
+            // would spin at 100% CPU. Pause; a signal still ends the pause.
+            pollfd signal_only{signals.fd(), POLLIN, 0};
+            ::poll(&signal_only, 1, 100);
             continue;
         }
+        accept_failing = false;
         const std::string peer =
             common::format_address(reinterpret_cast<sockaddr*>(&peer_addr), peer_len);
         explain.accepted(listener.get(), client.get(), peer);

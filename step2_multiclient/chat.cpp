@@ -103,6 +103,8 @@ Effects Room::receive(ClientId id, std::string_view bytes) {
                 to_one(id,
                        make("* error: line too long (max " + std::to_string(kMaxLine) + " bytes)"),
                        out);
+                out.log.push_back(members_.at(id).nick + " sent a line over " +
+                                  std::to_string(kMaxLine) + " bytes");
                 leave(id, " left", out);
                 out.closes.push_back(id);
                 return out;
@@ -196,6 +198,7 @@ void Room::command(ClientId id, std::string_view line, Effects& out) {
         to_one(id, std::make_shared<const std::string>(std::move(help)), out);
     } else if (word == "/quit") {
         to_one(id, make("* bye"), out);
+        out.log.push_back(me.nick + " quit");
         leave(id, " left", out);
         out.closes.push_back(id);
     } else {

@@ -30,6 +30,7 @@
 #include <map>
 #include <optional>
 #include <span>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -148,6 +149,7 @@ class Connection {
     bool write_shut = false;
     bool dead = false;  // close it at the end of this pass
     std::string close_reason;
+    std::string nick;                  // for log lines, kept after the Room has let it go
     Clock::time_point close_by{};      // a leaving client's deadline
     Clock::time_point behind_since{};  // when its queue last passed kPauseReading
 
@@ -209,6 +211,7 @@ class Server {
     chat::ClientId next_id_ = 1;
     bool stopping_ = false;
     std::optional<Clock::time_point> accept_paused_until_;
+    bool out_of_descriptors_ = false;  // the last accept() failed with EMFILE
 };
 
 // Steps 1-4, as in stage 1, plus O_NONBLOCK: accept() must never wait.
@@ -347,14 +350,18 @@ void Server::accept_clients() {
                 // queue and the listener stays readable, so select() would
                 // return at once, forever: stop watching the listener for a
                 // moment instead of spinning.  docs/02-multiclient.md#emfile
-                ctx_.log.info("accept: ", std::generic_category().message(errno),
-                              "; pausing accept for ", kAcceptPause.count(), " ms");
+                if (!out_of_descriptors_) {  // one log line per episode, not ten a second
+                    ctx_.log.info("accept: ", std::generic_category().message(errno),
+                                  "; pausing accept for ", kAcceptPause.count(), " ms at a time");
+                }
+                out_of_descriptors_ = true;
                 accept_paused_until_ = Clock::now() + kAcceptPause;
                 return;
             }
             ctx_.log.info("accept: ", std::generic_category().message(errno));
             return;
         }
+        out_of_descriptors_ = false;
         const std::string peer =
             common::format_address(reinterpret_cast<sockaddr*>(&peer_addr), peer_len);
         ctx_.explain.accepted(listener_.get(), fd.get(), peer);
@@ -379,9 +386,10 @@ void Server::accept_clients() {
         }
 
         const chat::ClientId id = next_id_++;
-        clients_.try_emplace(id, id, std::move(fd), peer);
+        Connection& c = clients_.try_emplace(id, id, std::move(fd), peer).first->second;
         apply(room_.join(id));
-        ctx_.log.info(peer, " connected as ", room_.nick(id));
+        c.nick = room_.nick(id);
+        ctx_.log.info(peer, " connected as ", c.nick);
     }
 }
 
@@ -409,7 +417,10 @@ void Server::on_readable(Connection& c) {
             // A leaving client's input is read and thrown away: closing a
             // socket with unread input makes the kernel send RST, which can
             // destroy our last lines to it.  docs/02-multiclient.md#closing-politely
-            if (!c.leaving) apply(room_.receive(c.id(), std::string_view(buffer.data(), r.bytes)));
+            if (!c.leaving) {
+                apply(room_.receive(c.id(), std::string_view(buffer.data(), r.bytes)));
+                if (room_.contains(c.id())) c.nick = room_.nick(c.id());  // after /nick
+            }
             return;
     }
 }
@@ -507,7 +518,7 @@ void Server::sweep() {
         if (room_.contains(c.id())) apply(room_.lost(c.id(), chat::LostReason::error));
         if (!c.peer_eof) discard_input(c.fd());
         ctx_.explain.closing(c.fd());
-        ctx_.log.info(c.peer(), " closed (", c.close_reason, ")");
+        ctx_.log.info(c.peer(), " (", c.nick, ") closed: ", c.close_reason);
         it = clients_.erase(it);  // ~Connection closes the descriptor
     }
 }
@@ -555,6 +566,16 @@ int run(const common::ServerOptions& opts, long max_clients) {
     Context ctx{log, explain, signals};
 
     common::Fd listener = open_listener(opts, ctx);
+    // select() can watch only descriptors below FD_SETSIZE; a process started
+    // with a thousand descriptors already open cannot use it at all.
+    // docs/02-multiclient.md#fd_setsize
+    for (int fd : {listener.get(), signals.fd()}) {
+        if (fd >= FD_SETSIZE) {
+            throw std::runtime_error("select: descriptor " + std::to_string(fd) +
+                                     " is not below FD_SETSIZE (" + std::to_string(FD_SETSIZE) +
+                                     "); too many descriptors were open at start");
+        }
+    }
     common::Service service =
         common::start_service(opts, log, common::local_address(listener.get()));
 

@@ -233,13 +233,16 @@ int run(const common::ServerOptions& opts) {
     common::Explain explain(opts.explain);
     common::Signals signals;  // SIGINT/SIGTERM stop us, SIGHUP reopens the log
     Context ctx{log, explain, signals};
-    install_sigchld_handler();
 
     common::Fd listener = open_listener(opts, ctx);
     common::Service service =
         common::start_service(opts, log, common::local_address(listener.get()));
+    // After start_service: --daemon forks and waits for its own children
+    // there, and our handler must not reap them first.
+    install_sigchld_handler();
     Children children;
 
+    bool accept_failing = false;
     while (wait_for_client(listener.get(), ctx)) {
         // Step 5: the next connection from the accept queue.
         sockaddr_storage peer_addr{};
@@ -248,14 +251,20 @@ int run(const common::ServerOptions& opts) {
         common::Fd client(::accept4(listener.get(), reinterpret_cast<sockaddr*>(&peer_addr),
                                     &peer_len, SOCK_CLOEXEC));
         if (!client) {
-            if (errno != EINTR && errno != ECONNABORTED && errno != EAGAIN) {
-                log.info("accept: ", std::generic_category().message(errno));
-                // EMFILE and friends: the connection stays queued and poll()
-                // would report it again at once; breathe instead of spinning.
-                std::this_thread::sleep_for(std::chrono::milliseconds(100));
-            }
+            // A signal interrupted us (EINTR) or the client gave up before we
+            // got to it (ECONNABORTED): just go on.
+            const int err = errno;
+            if (err == EINTR || err == ECONNABORTED || err == EAGAIN) continue;
+            if (!accept_failing) log.info("accept: ", std::generic_category().message(err));
+            accept_failing = true;  // log once per burst, not every 100 ms
+            // Out of descriptors (EMFILE) or memory: the connection stays
+            // queued and the listener stays readable, so retrying at once
+            // would spin at 100% CPU. Pause; a signal still ends the pause.
+            pollfd signal_only{signals.fd(), POLLIN, 0};
+            ::poll(&signal_only, 1, 100);
             continue;
         }
+        accept_failing = false;
         const std::string peer =
             common::format_address(reinterpret_cast<sockaddr*>(&peer_addr), peer_len);
         explain.accepted(listener.get(), client.get(), peer);

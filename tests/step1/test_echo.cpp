@@ -183,3 +183,22 @@ TEST_CASE("stage 1: open descriptors back to baseline after 200 connections") {
     REQUIRE(last.until_eof().empty());
     CHECK(eventually([&] { return open_fd_count(s.proc.pid()) == baseline; }));
 }
+
+TEST_CASE(
+    "stage 1: out of descriptors (EMFILE) is logged once, does not spin, and SIGTERM still works") {
+    // With 6 descriptors (stdio, listener, signal pipe) every accept() fails with EMFILE.
+    Child server(
+        {"bash", "-c", "ulimit -n 6 && exec " + repo_path(kServer) + " --port 0 --bind 127.0.0.1"});
+    auto line = server.out().line();
+    REQUIRE(line.has_value());
+    const int port = std::stoi(line->substr(line->rfind(':') + 1));
+    Conn a(port), b(port);  // the kernel completes both handshakes; accept() cannot take them
+    ::usleep(1'000'000);
+    CHECK(cpu_seconds(server.pid()) < 0.3);  // a spinning loop would burn ~1 s here
+    const std::string log = server.stderr_text();
+    const auto first = log.find("accept: Too many open files");
+    CHECK(first != std::string::npos);
+    CHECK(log.find("accept: Too many open files", first + 1) == std::string::npos);
+    server.signal(SIGTERM);
+    CHECK(server.wait(2000ms) == 0);
+}

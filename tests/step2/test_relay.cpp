@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -475,4 +476,70 @@ TEST_CASE("relay: a port in use is exit 1 naming bind and the address") {
     CHECK(second.wait() == 1);
     CHECK(second.stderr_text() ==
           "bind 127.0.0.1:" + std::to_string(s.port) + ": Address already in use\n");
+}
+
+TEST_CASE("relay: out of descriptors (EMFILE) — logged, no busy loop, serving goes on") {
+    Child proc(
+        {"prlimit", "--nofile=24:24", repo_path(kServer), "--port", "0", "--bind", "127.0.0.1"});
+    const auto first = proc.out().line();
+    REQUIRE(first.has_value());
+    const int port = std::stoi(first->substr(first->rfind(':') + 1));
+    std::vector<std::unique_ptr<Conn>> conns;
+    for (int i = 0; i < 30; ++i)
+        conns.push_back(std::make_unique<Conn>(port));
+    REQUIRE(eventually([&] {
+        return proc.stderr_text().find("accept: Too many open files") != std::string::npos;
+    }));
+    // The queued connections keep the listener readable: a naive loop spins.
+    const double before = cpu_seconds(proc.pid());
+    std::this_thread::sleep_for(1000ms);
+    CHECK(cpu_seconds(proc.pid()) - before < 0.3);  // a spinning loop uses ~1 s
+    CHECK(proc.running());
+    // The admitted clients chat meanwhile.
+    const auto welcome = conns[0]->line();
+    REQUIRE(welcome.has_value());
+    CHECK(*welcome == "* welcome guest-1 (1 online)");
+    // Free descriptors: the waiting connections are accepted.
+    for (int i = 0; i < 15; ++i)
+        conns[i].reset();
+    CHECK(conns[29]->line(5000ms).value_or("").rfind("* welcome guest-", 0) == 0);
+}
+
+namespace {
+// A shell command that opens descriptors 3..last, then runs the relay.
+std::vector<std::string> relay_with_open_fds(int last) {
+    return {"bash", "-c",
+            "for i in $(seq 3 " + std::to_string(last) +
+                "); do eval \"exec $i</dev/null\"; done; " + "exec " + repo_path(kServer) +
+                " --port 0 --bind 127.0.0.1"};
+}
+}  // namespace
+
+TEST_CASE("relay: a descriptor at or above FD_SETSIZE never reaches FD_SET") {
+    // Started with descriptors 3..1015 taken, the relay's own (signal pipe,
+    // listener) are 1016-1018 and clients get 1019, 1020 ... 1024.
+    Child proc(relay_with_open_fds(1015));
+    const auto first = proc.out().line();
+    REQUIRE(first.has_value());
+    const int port = std::stoi(first->substr(first->rfind(':') + 1));
+    std::vector<std::unique_ptr<Conn>> conns;
+    int welcomed = 0, closed_at_once = 0;
+    for (int i = 0; i < 8; ++i) {
+        conns.push_back(std::make_unique<Conn>(port));
+        const auto start = std::chrono::steady_clock::now();
+        const auto l = conns.back()->line(3000ms);
+        if (l && l->rfind("* welcome ", 0) == 0) ++welcomed;
+        // EOF without a word, at once (not a timeout).
+        if (!l && std::chrono::steady_clock::now() - start < 1000ms) ++closed_at_once;
+    }
+    CHECK(welcomed == 5);  // descriptors 1019-1023
+    CHECK(closed_at_once == 3);
+    CHECK(proc.stderr_text().find(">= FD_SETSIZE") != std::string::npos);
+    CHECK(proc.running());
+}
+
+TEST_CASE("relay: started with too many descriptors open, it refuses to start (exit 1)") {
+    Child proc(relay_with_open_fds(1030));
+    CHECK(proc.wait() == 1);
+    CHECK(proc.stderr_text().find("FD_SETSIZE") != std::string::npos);
 }

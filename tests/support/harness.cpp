@@ -152,6 +152,9 @@ Child::Child(std::vector<std::string> argv, SpawnOptions opts) {
         ::dup2(in, 0);
         ::dup2(out, 1);
         ::dup2(errfd, 2);
+        for (int fd : {in, out, errfd}) {
+            if (fd > 2) ::close(fd);  // only 0, 1 and 2 stay open in the child
+        }
         // Default signal dispositions and an empty mask, whatever the test runner had.
         sigset_t none;
         sigemptyset(&none);
@@ -311,6 +314,19 @@ int open_fd_count(pid_t pid) {
     }
     ::closedir(d);
     return count;
+}
+
+double cpu_seconds(pid_t pid) {
+    std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat");
+    // Fields after the command name (which may contain spaces) start after ')'.
+    std::istringstream in(stat.substr(stat.rfind(')') + 2));
+    std::string field;
+    unsigned long utime = 0, stime = 0;
+    for (int i = 3; i <= 15 && in >> field; ++i) {
+        if (i == 14) utime = std::stoul(field);
+        if (i == 15) stime = std::stoul(field);
+    }
+    return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
 
 std::string random_bytes(std::size_t n, unsigned seed) {

@@ -140,6 +140,9 @@ bool is_listening(int port);
 // Number of open descriptors of a process (/proc/PID/fd).
 int open_fd_count(pid_t pid);
 
+// CPU time (user + system) a process has used so far, from /proc/PID/stat.
+double cpu_seconds(pid_t pid);
+
 // Poll `predicate` every 10 ms until it is true or the timeout passes.
 template <typename Predicate>
 bool eventually(Predicate predicate, Duration timeout = 5000ms) {

@@ -165,6 +165,7 @@ class Connection {
     bool write_shut = false;
     bool dead = false;  // close it at the end of this pass
     std::string close_reason;
+    std::string nick;                  // for log lines, kept after the Room has let it go
     Clock::time_point close_by{};      // a leaving client's deadline
     Clock::time_point behind_since{};  // when its queue last passed kPauseReading
     std::uint32_t events = EPOLLIN;    // what epoll watches for it now
@@ -248,6 +249,7 @@ class Server {
     bool throttled_ = false;                // a reader is far behind
     std::size_t sent_since_trim_ = 0;       // bytes, for malloc_trim()
     Clock::time_point last_trim_{};
+    bool out_of_descriptors_ = false;  // the last accept() failed with EMFILE
 };
 
 // Steps 1-4, as in stage 1, plus O_NONBLOCK: accept() must never wait.
@@ -472,8 +474,11 @@ void Server::accept_clients() {
                 // queue and the listener stays readable, so epoll_wait() would
                 // return at once, forever: stop watching the listener for a
                 // moment instead of spinning.  docs/02-multiclient.md#emfile
-                ctx_.log.info("accept: ", std::generic_category().message(errno),
-                              "; pausing accept for ", kAcceptPause.count(), " ms");
+                if (!out_of_descriptors_) {  // one log line per episode, not ten a second
+                    ctx_.log.info("accept: ", std::generic_category().message(errno),
+                                  "; pausing accept for ", kAcceptPause.count(), " ms at a time");
+                }
+                out_of_descriptors_ = true;
                 accept_paused_until_ = Clock::now() + kAcceptPause;
                 ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, listener_.get(), nullptr);
                 return;
@@ -481,6 +486,7 @@ void Server::accept_clients() {
             ctx_.log.info("accept: ", std::generic_category().message(errno));
             return;
         }
+        out_of_descriptors_ = false;
         const std::string peer =
             common::format_address(reinterpret_cast<sockaddr*>(&peer_addr), peer_len);
         ctx_.explain.accepted(listener_.get(), fd.get(), peer);
@@ -507,9 +513,10 @@ void Server::accept_clients() {
             continue;  // Fd closes it
         }
         const chat::ClientId id = next_id_++;
-        clients_.try_emplace(id, id, std::move(fd), peer);
+        Connection& c = clients_.try_emplace(id, id, std::move(fd), peer).first->second;
         apply(room_.join(id));
-        ctx_.log.info(peer, " connected as ", room_.nick(id));
+        c.nick = room_.nick(id);
+        ctx_.log.info(peer, " connected as ", c.nick);
     }
 }
 
@@ -537,7 +544,10 @@ void Server::on_readable(Connection& c) {
             // A leaving client's input is read and thrown away: closing a
             // socket with unread input makes the kernel send RST, which can
             // destroy our last lines to it.  docs/02-multiclient.md#closing-politely
-            if (!c.leaving) apply(room_.receive(c.id(), std::string_view(buffer.data(), r.bytes)));
+            if (!c.leaving) {
+                apply(room_.receive(c.id(), std::string_view(buffer.data(), r.bytes)));
+                if (room_.contains(c.id())) c.nick = room_.nick(c.id());  // after /nick
+            }
             return;
     }
 }
@@ -649,7 +659,7 @@ void Server::sweep() {
             if (room_.contains(id)) apply(room_.lost(id, chat::LostReason::error));
             if (!c->peer_eof) discard_input(c->fd());
             ctx_.explain.closing(c->fd());
-            ctx_.log.info(c->peer(), " closed (", c->close_reason, ")");
+            ctx_.log.info(c->peer(), " (", c->nick, ") closed: ", c->close_reason);
             leaving_.erase(id);
             clients_.erase(id);  // ~Connection closes it; epoll forgets it then
         }
@@ -718,10 +728,12 @@ int run(const common::ServerOptions& opts, long max_clients) {
     raise_descriptor_limit(log, max_clients);
 
     common::Fd listener = open_listener(opts, ctx);
-    common::Service service =
-        common::start_service(opts, log, common::local_address(listener.get()));
-
+    const std::string where = common::local_address(listener.get());
+    // The epoll instance exists before we say "listening on" (and survives
+    // --daemon's fork: the child inherits it with its interest list).
     Server server(ctx, std::move(listener), max_clients);
+    common::Service service = common::start_service(opts, log, where);
+
     server.run();
     server.shut_down();
     log.info("shut down");

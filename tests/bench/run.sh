@@ -19,13 +19,16 @@ LOADGEN=${LOADGEN:-$ROOT/build/g++/bin/loadgen}
 QUICK=${QUICK:-}
 OUT=$ROOT/build/bench
 mkdir -p "$OUT"
-: >"$OUT/raw.txt"
 if [ -n "$QUICK" ]; then
     DOC=$OUT/benchmarks.md SVG=$OUT/benchmarks-clients.svg REPS=1
 else
     DOC=$ROOT/docs/benchmarks.md SVG=$ROOT/docs/benchmarks-clients.svg REPS=3
 fi
 START=$(date +%s)
+# --doc-only: rewrite the document from the last run's files in build/bench/
+# (after editing tests/bench/benchmarks.md.in), without measuring again.
+DOC_ONLY=""
+[ "${1:-}" = --doc-only ] && DOC_ONLY=1
 have() { command -v "$1" >/dev/null 2>&1; }
 log() { printf '%s\n' "$*" >&2; }
 
@@ -182,6 +185,8 @@ HAVE_EPOLL=""
 HAVE_SELECT=""
 [ -x "$ROOT/step2_multiclient/server" ] && HAVE_SELECT=1
 
+if [ -z "$DOC_ONLY" ]; then
+: >"$OUT/raw.txt"
 # ================================================================ echo
 log "echo: 64-byte round trips, bulk, 16 KiB round trips ($REPS x alternating)"
 ECHO_ALT=(echo socat ncat-exec)
@@ -397,10 +402,15 @@ EOF
 fi
 
 ELAPSED=$(($(date +%s) - START))
+echo "$ELAPSED" >"$OUT/elapsed"
+date -u '+%Y-%m-%d %H:%M UTC' >"$OUT/when"
 cat "$TABLE"
 echo
 echo "($ELAPSED s; raw runs in build/bench/raw.txt)"
 
+fi # DOC_ONLY
+ELAPSED=$(cat "$OUT/elapsed")
+TABLE=$OUT/table.md
 # ================================================================ the document
 machine() {
     echo "- CPU: $(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1), $(nproc) cores (shared with other work while this ran)"
@@ -411,7 +421,7 @@ machine() {
 {
     sed -n '1,/^<!-- table -->$/p' "$ROOT/tests/bench/benchmarks.md.in"
     echo
-    echo "Measured $(date -u '+%Y-%m-%d %H:%M UTC') by \`make bench$([ -n "$QUICK" ] && echo ' QUICK=1')\` in $ELAPSED s:"
+    echo "Measured $(cat "$OUT/when") by \`make bench$([ -n "$QUICK" ] && echo ' QUICK=1')\` in $ELAPSED s:"
     echo
     machine
     echo

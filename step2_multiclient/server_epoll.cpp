@@ -427,7 +427,7 @@ int Server::wait_for_events(std::span<epoll_event> events,
     // A burst (10,000 clients joining: 50 million "joined" lines) leaves the
     // heap full of freed queues that malloc keeps; hand them back to the
     // kernel a second after the last one, so idle clients cost little.
-    if (sent_since_trim_ > (16u << 20)) {
+    if (sent_since_trim_ > (64u << 10)) {
         if (now - last_trim_ >= 1s) {
             ::malloc_trim(0);
             sent_since_trim_ = 0;

@@ -7,9 +7,14 @@
 //       N connections each do M round trips of B bytes: round trips/s, p50/p99
 //   loadgen echo-bulk  PORT [--mbytes X]
 //       one stream written and read at the same time: MB/s, content verified
-//   loadgen relay      PORT [--clients N] [--lines M] [--bytes B] [--idle I] [--private]
+//   loadgen relay      PORT [--clients N] [--lines M] [--bytes B] [--idle I]
+//                      [--private | --commands]
 //       N chat clients each send M lines; every delivery is checked: lost,
-//       duplicated, out of order and corrupt counts (all must be 0)
+//       duplicated, out of order and corrupt counts (all must be 0). Lines
+//       go to everyone, or with --private as /msg to one other active client,
+//       or with --commands as an unknown command answered to its sender only
+//       (chat-core work independent of the number of clients). --idle I more
+//       clients join and only listen.
 //   loadgen handshakes PORT --tls [--count N]
 //       full TLS handshakes (no resumption): handshakes/s
 //   loadgen idle       PORT [--clients N] [--hold S]
@@ -83,6 +88,7 @@ struct Options {
     long lines = 100;        // relay: lines per active client
     long batch = 10;         // relay: lines per client per round
     bool private_msgs = false;
+    bool commands = false;  // relay: each line is an unknown command, answered to its sender
     std::string welcome = "* welcome ";  // relay: the line that says "joined"; "" = none
     long count = 200;                    // handshakes
     int parallel = 4;                    // handshakes in flight
@@ -92,13 +98,14 @@ struct Options {
 };
 
 [[noreturn]] void usage(const char* why) {
-    std::fprintf(stderr,
-                 "loadgen: %s\n"
-                 "usage: loadgen echo-rtt|echo-bulk|relay|handshakes|idle PORT [options]\n"
-                 "  --host H --server-pid PID --time-limit S --tls --conns N --rounds M\n"
-                 "  --bytes B --mbytes X --clients N --idle I --lines M --batch K --private\n"
-                 "  --welcome PREFIX --count N --parallel K --hold S --sources K --window K\n",
-                 why);
+    std::fprintf(
+        stderr,
+        "loadgen: %s\n"
+        "usage: loadgen echo-rtt|echo-bulk|relay|handshakes|idle PORT [options]\n"
+        "  --host H --server-pid PID --time-limit S --tls --conns N --rounds M\n"
+        "  --bytes B --mbytes X --clients N --idle I --lines M --batch K --private --commands\n"
+        "  --welcome PREFIX --count N --parallel K --hold S --sources K --window K\n",
+        why);
     std::exit(2);
 }
 
@@ -159,6 +166,8 @@ Options parse(int argc, char** argv) {
             o.batch = number<long>(a, arg());
         else if (a == "--private")
             o.private_msgs = true;
+        else if (a == "--commands")
+            o.private_msgs = o.commands = true;
         else if (a == "--welcome")
             o.welcome = arg();
         else if (a == "--count")
@@ -824,6 +833,7 @@ int relay(const Options& o, bool idle_only) {
     std::vector<std::int32_t> last(static_cast<std::size_t>(R) * std::max(A, 1), -1);
     std::uint64_t ok = 0, dup = 0, ooo = 0, corrupt = 0, misdelivered = 0;
     auto target_of = [&](int sender, long seq) {  // private: a ring over the active clients
+        if (o.commands) return sender;            // the error comes back to the sender
         return (sender + 1 + static_cast<int>(seq % std::max(A - 1, 1))) % A;
     };
 
@@ -918,7 +928,7 @@ int relay(const Options& o, bool idle_only) {
     const bool all_joined = net.run([&] { return joined + failed >= R; }, deadline);
     // Settle: the join notices stop flowing (and, before measuring memory,
     // a server that hands freed memory back a second later has done so).
-    const double quiet = idle_only ? 1.5 : 0.3;
+    const double quiet = idle_only || I > 0 ? 1.5 : 0.3;
     net.run([&] { return seconds_since(last_byte) > quiet; }, deadline);
     const Usage joined_usage = sample_tree(o.server_pid);
 
@@ -976,7 +986,9 @@ int relay(const Options& o, bool idle_only) {
             if (me.c == nullptr) continue;
             std::string burst;
             for (long q = first; q < end; ++q) {
-                if (o.private_msgs) {
+                if (o.commands) {
+                    burst += '/';  // "/@S:Q:xxx": "* error: unknown command /@S:Q:xxx"
+                } else if (o.private_msgs) {
                     burst += "/msg ";
                     burst += cl[static_cast<std::size_t>(I + target_of(s, q))].nick;
                     burst += ' ';
@@ -999,6 +1011,7 @@ int relay(const Options& o, bool idle_only) {
     r.add("lines", M);
     r.add("bytes", o.bytes);
     r.add("private", o.private_msgs ? 1 : 0);
+    r.add("commands", o.commands ? 1 : 0);
     r.add("expected", expected);
     r.add("delivered", ok);
     r.add("lost", expected - std::min(expected, ok));

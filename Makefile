@@ -6,6 +6,9 @@
 include common/build.mk
 include tests/tests.mk
 .SECONDEXPANSION:
+# Stages share objects (common/, the chat core): build them one stage at a
+# time; each stage's own make still compiles in parallel under -j.
+.NOTPARALLEL:
 # Further rules each area of tests/ brings (bench, fuzz, soak, capture ...).
 -include $(wildcard tests/*/rules.mk)
 

@@ -7,6 +7,8 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <filesystem>
+#include <utility>
 
 #include "error.hpp"
 
@@ -30,13 +32,18 @@ std::string timestamp() {
 }  // namespace
 
 void Logger::open_file(const std::string& path) {
-    path_ = path;
+    // Absolute, so that SIGHUP reopens the same path after a daemon's chdir("/").
+    std::error_code ignored;
+    const auto absolute = std::filesystem::absolute(path, ignored);
+    path_ = absolute.empty() ? path : absolute.string();
     file_.reset(
         check(::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640), "open", path));
 }
 
-void Logger::use_syslog(const char* ident) {
-    ::openlog(ident, LOG_PID | LOG_NDELAY, LOG_DAEMON);
+void Logger::use_syslog(std::string ident) {
+    ident_ = std::move(ident);
+    // LOG_NDELAY: connect to /dev/log now, not at the first line.
+    ::openlog(ident_.c_str(), LOG_PID | LOG_NDELAY, LOG_DAEMON);
     syslog_ = true;
 }
 

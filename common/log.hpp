@@ -21,7 +21,8 @@ class Logger {
     // std::system_error "open PATH" when it cannot.
     void open_file(const std::string& path);
     // Send lines to syslog (LOG_DAEMON, with the pid) unless a file was given.
-    void use_syslog(const char* ident);
+    // `ident` names us in each line, e.g. "step1_echo/server[4242]: ...".
+    void use_syslog(std::string ident);
     // SIGHUP: reopen --log-file so logrotate can move the old one away.
     void reopen();
 
@@ -35,6 +36,7 @@ class Logger {
 
   private:
     std::string path_;
+    std::string ident_;  // openlog() keeps the pointer, so we keep the string
     Fd file_;
     bool syslog_ = false;
 };

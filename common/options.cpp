@@ -2,6 +2,7 @@
 
 #include <getopt.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstdio>
 #include <cstdlib>
@@ -21,10 +22,8 @@ void print_extras(std::ostream& out, std::span<const ExtraOption> extras) {
     for (const auto& e : extras) {
         std::string left = std::string("      --") + e.name;
         if (e.arg_name) left += std::string(" ") + e.arg_name;
-        out << left;
-        for (std::size_t i = left.size(); i < 28; ++i)
-            out << ' ';
-        out << ' ' << e.help << '\n';
+        left.resize(std::max<std::size_t>(left.size() + 1, 30), ' ');  // the help column
+        out << left << e.help << '\n';
     }
 }
 

@@ -117,10 +117,9 @@ tls::Session start_tls(SSL_CTX* ctx, int sock, const common::ClientOptions& opts
     tls::Certificate peer(::SSL_get1_peer_certificate(ssl.get()));
     std::fprintf(stderr, "%s, %s, verified %s\n", ::SSL_get_version(ssl.get()),
                  ::SSL_get_cipher_name(ssl.get()), tls::subject_line(peer.get()).c_str());
-    explain.note(
-        "SSL_connect done: the server proved it owns the key of a certificate our CA "
-        "signed for this name; application data is now encrypted",
-        "03-tls.md#ssl_connect");
+    explain.tls_established(sock, ::SSL_get_version(ssl.get()), ::SSL_get_cipher_name(ssl.get()));
+    explain.note("the server proved it owns the key of a certificate our CA signed for this name",
+                 "03-tls.md#ssl_connect");
     return ssl;
 }
 

@@ -41,24 +41,30 @@ subjectKeyIdentifier   = hash
 authorityKeyIdentifier = keyid
 CNF
 
-# 1. The CA: a new P-256 key and a self-signed certificate for it (issuer =
-#    subject). -config takes the [ca] extensions from our file; -noenc leaves
-#    the key unencrypted so the server can start unattended.
-openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -noenc \
-    -keyout ca.key -out ca.crt -days "$days" -subj "/CN=socket tutorial local CA" \
-    -config extensions.cnf -extensions ca
+# A new private key: EC on the NIST P-256 curve. genpkey writes it in PKCS#8
+# PEM, unencrypted, so the server starts without asking for a passphrase; its
+# protection is the file mode (umask 077 above: 0600).
+new_key() { # new_key FILE
+    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1"
+}
+
+# 1. The CA: a key, and a certificate for it signed by itself (issuer =
+#    subject). -config takes the [ca] extensions from our file.
+new_key ca.key
+openssl req -x509 -new -key ca.key -out ca.crt -days "$days" \
+    -subj "/CN=socket tutorial local CA" -config extensions.cnf -extensions ca
 
 # 2. A key and certificate for NAME, signed by the CA with section SECTION.
 issue() { # issue NAME SUBJECT SECTION
-    # 2a. A new key and a certificate signing request (CSR): "please certify
-    #     that this public key belongs to SUBJECT", signed with the new key.
-    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -noenc \
-        -keyout "$1.key" -out "$1.csr" -subj "$2" -config extensions.cnf
+    new_key "$1.key"
+    # 2a. A certificate signing request (CSR): "please certify that this
+    #     public key belongs to SUBJECT", signed with the new key itself.
+    openssl req -new -key "$1.key" -out "$1.csr" -subj "$2" -config extensions.cnf
     # 2b. The CA checks the CSR's signature and signs a certificate: the
-    #     subject and key from the CSR, the extensions from our file, a random
-    #     serial number, and a validity period.
+    #     subject and key from the CSR, the extensions from our file (not the
+    #     requester's), a random serial number, and a validity period.
     openssl x509 -req -in "$1.csr" -CA ca.crt -CAkey ca.key -days "$days" \
-        -extfile extensions.cnf -extensions "$3" -out "$1.crt" 2>/dev/null
+        -extfile extensions.cnf -extensions "$3" -out "$1.crt"
     rm -f "$1.csr"
 }
 issue server "/CN=localhost" server

@@ -33,6 +33,7 @@
 #include <openssl/ssl.h>
 #include <sys/select.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -40,9 +41,11 @@
 #include <cstdio>
 #include <deque>
 #include <exception>
+#include <filesystem>
 #include <map>
 #include <optional>
 #include <span>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -151,18 +154,32 @@ class Connection {
     // docs/03-tls.md#ssl_pending
     bool pending() const { return ::SSL_pending(ssl()) > 0; }
 
-    // Encrypt and send up to one record from the queue. After WANT_WRITE the
-    // next call must pass the very same bytes again, so they wait in record_
-    // until SSL_write takes them.  docs/03-tls.md#ssl_write
+    // Send as much of the queue as the kernel takes now, one record (16 KiB)
+    // per SSL_write. WANT_WRITE means the socket is full: the rest waits for
+    // the next "writable". The next call must then pass the very same bytes
+    // again, so they wait in record_ until SSL_write takes them.
+    // docs/03-tls.md#ssl_write
     IoResult write_some() {
-        wait_write = false;
-        if (record_.empty()) fill_record();
-        std::size_t n = 0;
-        const int rc = ::SSL_write_ex(ssl(), record_.data(), record_.size(), &n);
-        if (rc != 1) return failed(rc);
-        unsent_ -= n;
-        record_.clear();
-        return {IoResult::ok, n};
+        std::size_t total = 0;
+        while (unsent_ > 0) {
+            wait_write = false;
+            if (record_.empty()) fill_record();
+            std::size_t n = 0;
+            const int rc = ::SSL_write_ex(ssl(), record_.data(), record_.size(), &n);
+            if (rc != 1) {
+                const IoResult r = failed(rc);
+                return r.status == IoResult::would_block && total > 0
+                           ? IoResult{IoResult::ok, total}
+                           : r;
+            }
+            unsent_ -= n;
+            record_.clear();
+            total += n;
+        }
+        // All sent: an idle client keeps no 16 KiB buffer (SSL_MODE_RELEASE_BUFFERS
+        // does the same for OpenSSL's own).
+        std::string().swap(record_);
+        return {IoResult::ok, total};
     }
 
     // The TLS half-close: close_notify, then FIN. would_block: call again
@@ -194,6 +211,7 @@ class Connection {
     bool wait_write = false;        // OpenSSL's last call wants the socket writable
     bool read_wants_write = false;  // ... and that call was SSL_read
     std::string close_reason;
+    std::string nick;                  // for log lines, kept after the Room has let it go
     Clock::time_point close_by{};      // a leaving client's deadline
     Clock::time_point handshake_by{};  // --handshake-timeout after accept
     Clock::time_point behind_since{};  // when its queue last passed kPauseReading
@@ -284,6 +302,7 @@ class Server {
     chat::ClientId next_id_ = 1;
     bool stopping_ = false;
     std::optional<Clock::time_point> accept_paused_until_;
+    bool out_of_descriptors_ = false;  // the last accept() failed with EMFILE
 };
 
 // Steps 1-4, as in stage 1, plus O_NONBLOCK: accept() must never wait.
@@ -446,14 +465,18 @@ void Server::accept_clients() {
                 // queue and the listener stays readable, so select() would
                 // return at once, forever: stop watching the listener for a
                 // moment instead of spinning.  docs/02-multiclient.md#emfile
-                ctx_.log.info("accept: ", std::generic_category().message(errno),
-                              "; pausing accept for ", kAcceptPause.count(), " ms");
+                if (!out_of_descriptors_) {  // one log line per episode, not ten a second
+                    ctx_.log.info("accept: ", std::generic_category().message(errno),
+                                  "; pausing accept for ", kAcceptPause.count(), " ms at a time");
+                }
+                out_of_descriptors_ = true;
                 accept_paused_until_ = Clock::now() + kAcceptPause;
                 return;
             }
             ctx_.log.info("accept: ", std::generic_category().message(errno));
             return;
         }
+        out_of_descriptors_ = false;
         const std::string peer =
             common::format_address(reinterpret_cast<sockaddr*>(&peer_addr), peer_len);
         ctx_.explain.accepted(listener_.get(), fd.get(), peer);
@@ -490,10 +513,12 @@ void Server::accept_clients() {
         ::SSL_set_accept_state(ssl.get());
 
         const chat::ClientId id = next_id_++;
-        auto [it, added] = clients_.try_emplace(id, id, std::move(fd), peer, std::move(ssl));
-        it->second.refused = full;
-        it->second.handshake_by = Clock::now() + tls_options_.handshake_timeout;
-        ctx_.explain.note("a TLS session (SSL) now sits on fd " + std::to_string(it->second.fd()) +
+        Connection& c =
+            clients_.try_emplace(id, id, std::move(fd), peer, std::move(ssl)).first->second;
+        c.refused = full;
+        c.handshake_by = Clock::now() + tls_options_.handshake_timeout;
+        c.nick = "not joined";  // until the handshake is done
+        ctx_.explain.note("a TLS session (SSL) now sits on fd " + std::to_string(c.fd()) +
                               "; the client speaks first: we wait for its ClientHello",
                           "03-tls.md#ssl_accept");
     }
@@ -511,10 +536,8 @@ void Server::on_handshake(Connection& c) {
         return;
     }
     c.handshaking = false;
-    ctx_.explain.note(std::string("SSL_accept done on fd ") + std::to_string(c.fd()) + ": " +
-                          ::SSL_get_version(c.ssl()) + ", " + ::SSL_get_cipher_name(c.ssl()) +
-                          "; from now on SSL_read/SSL_write carry the chat, encrypted",
-                      "03-tls.md#ssl_accept");
+    ctx_.explain.tls_established(c.fd(), ::SSL_get_version(c.ssl()),
+                                 ::SSL_get_cipher_name(c.ssl()));
     if (c.refused) {
         c.queue(chat::server_full(), Clock::now());
         c.leaving = true;
@@ -531,9 +554,9 @@ void Server::on_handshake(Connection& c) {
         if (nick.empty()) nick = "(no CN)";  // not a valid nick: refused by the Room
     }
     apply(room_.join(c.id(), nick));
-    ctx_.log.info(c.peer(), " connected as ",
-                  room_.contains(c.id()) ? room_.nick(c.id()) : "(refused: " + nick + ")", ", ",
-                  ::SSL_get_version(c.ssl()), " ", ::SSL_get_cipher_name(c.ssl()));
+    c.nick = room_.contains(c.id()) ? room_.nick(c.id()) : "refused: " + nick;
+    ctx_.log.info(c.peer(), " connected as ", c.nick, ", ", ::SSL_get_version(c.ssl()), " ",
+                  ::SSL_get_cipher_name(c.ssl()));
 }
 
 // Step 9a: the client sent bytes, or EOF, or its connection failed.
@@ -564,7 +587,10 @@ void Server::on_readable(Connection& c) {
             // A leaving client's input is read and thrown away: closing a
             // socket with unread input makes the kernel send RST, which can
             // destroy our last lines to it.  docs/02-multiclient.md#closing-politely
-            if (!c.leaving) apply(room_.receive(c.id(), std::string_view(buffer.data(), r.bytes)));
+            if (!c.leaving) {
+                apply(room_.receive(c.id(), std::string_view(buffer.data(), r.bytes)));
+                if (room_.contains(c.id())) c.nick = room_.nick(c.id());  // after /nick
+            }
             // OpenSSL may still hold decrypted bytes of this record, which
             // select() cannot see: take them now.  docs/03-tls.md#ssl_pending
             if (!c.dead && c.pending()) on_readable(c);
@@ -677,7 +703,7 @@ void Server::sweep() {
         if (!c.handshaking && !c.fatal && !c.write_shut) c.close_notify();
         if (!c.peer_eof) discard_input(c.fd());
         ctx_.explain.closing(c.fd());
-        ctx_.log.info(c.peer(), " closed (", c.close_reason, ")");
+        ctx_.log.info(c.peer(), " (", c.nick, ") closed: ", c.close_reason);
         it = clients_.erase(it);  // ~Connection closes the descriptor
     }
 }
@@ -727,11 +753,28 @@ int run(const common::ServerOptions& opts, long max_clients, const TlsOptions& t
 
     // The certificate and its private key, read now: before start_service()
     // drops privileges (--user), since the key is readable by root only.
+    // (Without root, --user fails anyway: say that, not "key: Permission denied".)
     // docs/03-tls.md#the-server-context
+    if (!opts.user.empty() && ::geteuid() != 0) {
+        throw std::runtime_error("--user " + opts.user +
+                                 ": only root can switch to another user (this process runs as "
+                                 "uid " +
+                                 std::to_string(::geteuid()) + ")");
+    }
     tls::Context tls_context = tls::make_server_context(tls_opts.files);
     tls::narrate(tls_context.get(), explain);  // --explain: name each TLS message
 
     common::Fd listener = open_listener(opts, ctx);
+    // select() can watch only descriptors below FD_SETSIZE; a process started
+    // with a thousand descriptors already open cannot use it at all.
+    // docs/02-multiclient.md#fd_setsize
+    for (int fd : {listener.get(), signals.fd()}) {
+        if (fd >= FD_SETSIZE) {
+            throw std::runtime_error("select: descriptor " + std::to_string(fd) +
+                                     " is not below FD_SETSIZE (" + std::to_string(FD_SETSIZE) +
+                                     "); too many descriptors were open at start");
+        }
+    }
     common::Service service =
         common::start_service(opts, log, common::local_address(listener.get()));
 
@@ -758,7 +801,7 @@ int main(int argc, char** argv) {
     };
     const common::ExtraOption extras[] = {
         {"max-clients", "N",
-         "clients served at once, those in a TLS handshake included (default 1000, at most 1008)",
+         "clients at once, TLS handshakes included (default 1000, at most 1008)",
          [&](std::string_view text) {
              return common::parse_number(text, 1, kMaxClientsLimit, max_clients);
          }},
@@ -774,8 +817,7 @@ int main(int argc, char** argv) {
              tls_opts.files.require_client_cert = true;
              return "";
          }},
-        {"handshake-timeout", "SECONDS",
-         "drop a client whose TLS handshake takes longer (default 10)",
+        {"handshake-timeout", "N", "drop a client whose TLS handshake takes over N s (default 10)",
          [&](std::string_view text) {
              long seconds = 0;
              std::string err = common::parse_number(text, 1, 3600, seconds);
@@ -784,6 +826,11 @@ int main(int argc, char** argv) {
          }},
     };
     const common::ServerOptions opts = common::parse_server_options(argc, argv, "7003", extras);
+    // SIGHUP reads the files again, maybe after --daemon's chdir("/"): make
+    // the paths absolute now.
+    for (std::string* file : {&tls_opts.files.cert, &tls_opts.files.key, &tls_opts.files.ca}) {
+        if (!file->empty()) *file = std::filesystem::absolute(*file).string();
+    }
     if (tls_opts.files.require_client_cert && tls_opts.files.ca.empty()) {
         std::fprintf(
             stderr,

@@ -21,64 +21,46 @@ using Bio = std::unique_ptr<BIO, Deleter<BIO_free>>;
 // "run `make certs`" belongs to every complaint about the server's files.
 constexpr std::string_view kHint = " (run `make certs` to create the stage 3 certificates)";
 
-// A failed load of `what` (e.g. "certificate /x/server.crt"), with the reason.
+// A failed load of `what` (e.g. "certificate /x/server.crt"), with the reason
+// and what to do about it.
 [[noreturn]] void file_error(std::string_view what, std::string_view hint = kHint) {
     std::string reason = take_errors();
-    throw Error(std::string(what) + ": " + (reason.empty() ? "cannot be loaded" : reason) +
-                std::string(hint));
+    if (reason.empty()) reason = "cannot be loaded";
+    if (reason.find("Permission denied") != std::string::npos) {
+        // Typically a SIGHUP after --user dropped root: the key is root's.
+        hint = " (the file must be readable by the user the server runs as)";
+    }
+    throw Error(std::string(what) + ": " + reason + std::string(hint));
 }
 
-// The narration for one handshake message type (RFC 8446 section 4).
-const char* handshake_message(unsigned type, const char** why) {
+// The name of a handshake message type (RFC 8446 section 4), or nullptr.
+const char* handshake_message(unsigned type) {
     switch (type) {
         case SSL3_MT_CLIENT_HELLO:
-            *why =
-                "versions and cipher suites the client offers, its key share (its half of the "
-                "ECDHE exchange), and the server name (SNI); sent in the clear";
             return "ClientHello";
         case SSL3_MT_SERVER_HELLO:
-            *why =
-                "the chosen version and suite and the server's key share; both sides can now "
-                "compute the handshake keys, and everything after this is encrypted";
             return "ServerHello";
         case SSL3_MT_NEWSESSION_TICKET:
-            *why = "a ticket to resume this session later";
             return "NewSessionTicket";
         case SSL3_MT_ENCRYPTED_EXTENSIONS:
-            *why = "the rest of the server's choices, already encrypted";
             return "EncryptedExtensions";
         case SSL3_MT_CERTIFICATE:
-            *why =
-                "a certificate chain: the public key and the names it is valid for, signed by "
-                "a CA";
             return "Certificate";
         case SSL3_MT_SERVER_KEY_EXCHANGE:
-            *why = "TLS 1.2: the server's ECDHE key share, signed with its certificate's key";
             return "ServerKeyExchange";
         case SSL3_MT_CERTIFICATE_REQUEST:
-            *why = "the server asks the client for a certificate (mutual TLS)";
             return "CertificateRequest";
         case SSL3_MT_SERVER_DONE:
-            *why = "TLS 1.2: the server's part of the first flight is complete";
             return "ServerHelloDone";
         case SSL3_MT_CERTIFICATE_VERIFY:
-            *why =
-                "a signature over the handshake so far, made with the certificate's private "
-                "key: proof that the sender owns that key";
             return "CertificateVerify";
         case SSL3_MT_CLIENT_KEY_EXCHANGE:
-            *why = "TLS 1.2: the client's ECDHE key share";
             return "ClientKeyExchange";
         case SSL3_MT_FINISHED:
-            *why =
-                "a MAC over every handshake message: nobody altered them; after both "
-                "Finished messages application data flows";
             return "Finished";
         case SSL3_MT_KEY_UPDATE:
-            *why = "fresh traffic keys from here on";
             return "KeyUpdate";
         default:
-            *why = "";
             return nullptr;
     }
 }
@@ -87,31 +69,14 @@ const char* handshake_message(unsigned type, const char** why) {
 // sends (write_p = 1) or receives (write_p = 0), before encryption / after
 // decryption, so --explain can name what goes over the wire.
 void on_message(int write_p, int /*version*/, int content_type, const void* buf, std::size_t len,
-                SSL* ssl, void* arg) {
+                SSL* /*ssl*/, void* arg) {
     auto& explain = *static_cast<common::Explain*>(arg);
     const auto* bytes = static_cast<const unsigned char*>(buf);
-    const int fd = SSL_get_fd(ssl);
-    const char* direction = write_p ? "sent" : "received";
-    std::ostringstream s;
     if (content_type == SSL3_RT_HANDSHAKE && len >= 1) {
-        const char* why = "";
-        const char* name = handshake_message(bytes[0], &why);
-        if (name == nullptr) return;
-        s << "TLS " << direction << " " << name << " (fd " << fd << ", " << len
-          << " bytes): " << why << ".";
-        explain.line(s.str(), "03-tls.md#the-handshake-on-the-wire");
+        if (const char* name = handshake_message(bytes[0])) explain.tls_message(write_p, name);
     } else if (content_type == SSL3_RT_ALERT && len >= 2) {
-        if (bytes[1] == SSL3_AD_CLOSE_NOTIFY) {
-            s << "TLS " << direction << " close_notify (fd " << fd
-              << "): an authenticated \"no more data from me\"; unlike a bare FIN it cannot be "
-                 "forged, so a cut-off connection is never mistaken for a finished one.";
-            explain.line(s.str(), "03-tls.md#close_notify");
-        } else {
-            s << "TLS " << direction << " alert " << SSL_alert_desc_string_long(bytes[1]) << " (fd "
-              << fd << ", " << (bytes[0] == SSL3_AL_FATAL ? "fatal" : "warning")
-              << "): the connection is over.";
-            explain.line(s.str(), "03-tls.md#when-the-handshake-fails");
-        }
+        // "close notify", "unknown CA", "certificate required" ...
+        explain.tls_alert(write_p, SSL_alert_desc_string_long(bytes[1]));
     }
 }
 

@@ -1,6 +1,7 @@
 // Stage 3: certificates. What the client verifies, what the server needs to
 // start, mutual TLS, and SIGHUP reloading the certificate.
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <csignal>
 #include <string>
@@ -69,6 +70,21 @@ TEST_CASE("client: verifies and says so: protocol, cipher, subject on stderr; th
     CHECK(err.find("TLSv1.3") != std::string::npos);
     CHECK(err.find("TLS_AES_") != std::string::npos);
     CHECK(err.find("CN=localhost") != std::string::npos);
+}
+
+TEST_CASE("client: control bytes from a peer arrive escaped, as in stage 2") {
+    Certs certs;
+    Server s = start_tls_server(certs);
+    Child c = run_client("localhost", s.port, {"--ca", certs / "ca.crt"});
+    REQUIRE(c.out().line() == "* welcome guest-1 (1 online)");
+    TlsOptions o = with_ca(certs);
+    TlsConn peer(s.port, o);
+    REQUIRE(peer.ok());
+    CHECK(c.out().line() == "* guest-2 joined");
+    peer.send("\x1b[2Jgotcha\tok\n");
+    CHECK(c.out().line() == "guest-2: \\x1b[2Jgotcha\tok");
+    c.close_stdin();
+    CHECK(c.wait(5000ms) == 0);
 }
 
 TEST_CASE("client: an IP literal is checked against the IP SANs") {
@@ -281,4 +297,24 @@ TEST_CASE("SIGHUP: new connections get the new certificate, old ones keep chatti
     INFO(after.error());
     CHECK(after.ok());
     CHECK(after.line() == "* welcome guest-3 (3 online)");
+}
+
+TEST_CASE(
+    "SIGHUP after --user dropped root: the key is unreadable, the old one stays, the log says "
+    "why") {
+    if (::geteuid() != 0) return;  // --user needs root; nothing to check otherwise
+    Certs certs;                   // in a 0700 directory of root's
+    Server s = start_tls_server(certs, {"--user", "nobody"});
+    TlsConn before(s.port, with_ca(certs));
+    REQUIRE(before.ok());
+    REQUIRE(before.line() == "* welcome guest-1 (1 online)");
+    s.proc.signal(SIGHUP);
+    REQUIRE(eventually([&] {
+        return s.proc.stderr_text().find("keeping the old certificate") != std::string::npos;
+    }));
+    CHECK(s.proc.stderr_text().find("readable by the user the server runs as") !=
+          std::string::npos);
+    TlsConn after(s.port, with_ca(certs));
+    REQUIRE(after.ok());
+    CHECK(after.line() == "* welcome guest-2 (2 online)");
 }

@@ -2,6 +2,7 @@
 #include <chrono>
 #include <string>
 
+#include "../../common/net.hpp"
 #include "doctest.h"
 #include "harness.hpp"
 #include "tls_conn.hpp"
@@ -127,4 +128,29 @@ TEST_CASE("a client that resets mid-handshake costs nothing; no descriptor leaks
     TlsConn next(s.port, with_ca(certs));
     REQUIRE(next.ok());
     CHECK(next.line() == "* welcome guest-2 (2 online)");
+}
+
+TEST_CASE("garbage inside an established TLS connection drops that client only") {
+    Certs certs;
+    Server s = start_tls_server(certs);
+    TlsConn victim(s.port, with_ca(certs));
+    REQUIRE(victim.ok());
+    REQUIRE(victim.line() == "* welcome guest-1 (1 online)");
+    TlsConn other(s.port, with_ca(certs));
+    REQUIRE(other.ok());
+    REQUIRE(other.line() == "* welcome guest-2 (2 online)");
+    REQUIRE(victim.line() == "* guest-2 joined");
+
+    // A forged application-data record: right header, random contents. Its
+    // authentication tag cannot match, so SSL_read fails for that client.
+    std::string record = "\x17\x03\x03";
+    record += std::string("\x00\x40", 2) + random_bytes(64, 3);
+    common::send_all(victim.raw_fd(), record);
+    CHECK(other.line() == "* guest-1 left");
+    REQUIRE(eventually([&] {
+        return s.proc.stderr_text().find("bad record mac") != std::string::npos ||
+               s.proc.stderr_text().find("decryption failed") != std::string::npos;
+    }));
+    other.send("/who\n");
+    CHECK(other.line() == "* online: guest-2");
 }

@@ -45,6 +45,8 @@ class TlsConn {
     bool got_close_notify() const { return close_notify_; }
     bool eof() const { return eof_; }
     void send_close_notify();
+    // The TCP socket under the TLS session (to write bytes TLS did not make).
+    int raw_fd() const { return fd_.get(); }
 
   private:
     bool fill(std::chrono::steady_clock::time_point deadline);

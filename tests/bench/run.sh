@@ -306,7 +306,7 @@ fi
 AES=""
 if have openssl; then
     AES=$(openssl speed -seconds 1 -bytes 16384 -evp aes-256-gcm 2>/dev/null |
-        awk '/^aes-256-gcm/ { v = $NF; sub(/k$/, "", v); printf "%.0f", v * 1000 / 1e6 }')
+        awk 'tolower($1) == "aes-256-gcm" { v = $NF; sub(/k$/, "", v); printf "%.0f", v * 1000 / 1e6 }')
 fi
 
 # ================================================================ table

@@ -190,11 +190,15 @@ if [ -z "$DOC_ONLY" ]; then
 # ================================================================ echo
 log "echo: 64-byte round trips, bulk, 16 KiB round trips ($REPS x alternating)"
 ECHO_ALT=(echo socat ncat-exec)
-for _ in $(seq "$REPS"); do
+# Short runs, easily disturbed by other work on a shared machine: two more
+# rounds than the rest (medians of 5).
+for _ in $(seq $((REPS + 2))); do
     for c in "${ECHO_ALT[@]}"; do
         record rt64 "$c" "$(run "$c" echo-rtt --rounds "$RT_ROUNDS" --bytes 64 --time-limit 20)" \
             server_us_per_rt rt_per_s p99_us
     done
+done
+for _ in $(seq "$REPS"); do
     for c in echo socat ncat-exec; do
         # ncat --sh-exec deadlocks on a stream both ways (see the notes): 5 s at most.
         record bulk "$c" "$(run "$c" echo-bulk --mbytes "$BULK_MB" --time-limit "$BULK_LIMIT")" \

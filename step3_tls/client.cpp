@@ -89,6 +89,7 @@ tls::Session start_tls(SSL_CTX* ctx, int sock, const common::ClientOptions& opts
     const std::string target = common::join_host_port(opts.host, opts.port);
     tls::Session ssl(::SSL_new(ctx));
     if (!ssl || ::SSL_set_fd(ssl.get(), sock) != 1) tls::throw_error("SSL_new", target);
+    // [docs:verify-host]
     if (tls::is_ip_literal(opts.host)) {
         // An address literal is checked against the certificate's IP SANs;
         // SNI carries host names only (RFC 6066), so none is sent.
@@ -114,6 +115,7 @@ tls::Session start_tls(SSL_CTX* ctx, int sock, const common::ClientOptions& opts
         throw std::runtime_error("TLS handshake with " + target + ": " +
                                  tls::failure_reason(ssl.get(), ::SSL_get_error(ssl.get(), rc)));
     }
+    // [/docs]
     tls::Certificate peer(::SSL_get1_peer_certificate(ssl.get()));
     std::fprintf(stderr, "%s, %s, verified %s\n", ::SSL_get_version(ssl.get()),
                  ::SSL_get_cipher_name(ssl.get()), tls::subject_line(peer.get()).c_str());

@@ -41,19 +41,24 @@ subjectKeyIdentifier   = hash
 authorityKeyIdentifier = keyid
 CNF
 
+# [docs:new-key]
 # A new private key: EC on the NIST P-256 curve. genpkey writes it in PKCS#8
 # PEM, unencrypted, so the server starts without asking for a passphrase; its
 # protection is the file mode (umask 077 above: 0600).
 new_key() { # new_key FILE
     openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1"
 }
+# [/docs]
 
+# [docs:ca]
 # 1. The CA: a key, and a certificate for it signed by itself (issuer =
 #    subject). -config takes the [ca] extensions from our file.
 new_key ca.key
 openssl req -x509 -new -key ca.key -out ca.crt -days "$days" \
     -subj "/CN=socket tutorial local CA" -config extensions.cnf -extensions ca
+# [/docs]
 
+# [docs:issue]
 # 2. A key and certificate for NAME, signed by the CA with section SECTION.
 issue() { # issue NAME SUBJECT SECTION
     new_key "$1.key"
@@ -69,6 +74,7 @@ issue() { # issue NAME SUBJECT SECTION
 }
 issue server "/CN=localhost" server
 issue alice "/CN=alice" client
+# [/docs]
 
 # 3. Keys stay private; certificates may be read by anyone.
 chmod 600 ca.key server.key alice.key

@@ -222,6 +222,7 @@ class Connection {
     }
 
   private:
+    // [docs:failed]
     // Why an SSL_* call returned rc <= 0, from SSL_get_error().
     IoResult failed(int rc) {
         switch (const int err = ::SSL_get_error(ssl(), rc)) {
@@ -237,6 +238,7 @@ class Connection {
                 return {IoResult::error, 0, tls::failure_reason(ssl(), err)};
         }
     }
+    // [/docs]
 
     // Move up to one record of queued bytes into record_.
     void fill_record() {
@@ -501,6 +503,7 @@ void Server::accept_clients() {
             continue;  // Fd closes it
         }
 
+        // [docs:ssl-new]
         // A TLS session on top of the socket: SSL_new copies the settings
         // of the current SSL_CTX, SSL_set_fd lets it use our descriptor, and
         // SSL_set_accept_state makes it the server side. Nothing is sent yet:
@@ -511,6 +514,7 @@ void Server::accept_clients() {
             continue;
         }
         ::SSL_set_accept_state(ssl.get());
+        // [/docs]
 
         const chat::ClientId id = next_id_++;
         Connection& c =
@@ -524,6 +528,7 @@ void Server::accept_clients() {
     }
 }
 
+// [docs:on-handshake]
 // Step 8b: the handshake went one step further. The welcome (and the guest
 // number) waits until it is complete: a client that fails it never joins.
 void Server::on_handshake(Connection& c) {
@@ -558,6 +563,7 @@ void Server::on_handshake(Connection& c) {
     ctx_.log.info(c.peer(), " connected as ", c.nick, ", ", ::SSL_get_version(c.ssl()), " ",
                   ::SSL_get_cipher_name(c.ssl()));
 }
+// [/docs]
 
 // Step 9a: the client sent bytes, or EOF, or its connection failed.
 void Server::on_readable(Connection& c) {
@@ -591,9 +597,11 @@ void Server::on_readable(Connection& c) {
                 apply(room_.receive(c.id(), std::string_view(buffer.data(), r.bytes)));
                 if (room_.contains(c.id())) c.nick = room_.nick(c.id());  // after /nick
             }
+            // [docs:pending]
             // OpenSSL may still hold decrypted bytes of this record, which
             // select() cannot see: take them now.  docs/03-tls.md#ssl_pending
             if (!c.dead && c.pending()) on_readable(c);
+            // [/docs]
             return;
     }
 }

@@ -1,5 +1,6 @@
 // Stage 3: handshakes that go wrong cost only their own connection.
 #include <chrono>
+#include <csignal>
 #include <string>
 
 #include "../../common/net.hpp"
@@ -153,4 +154,21 @@ TEST_CASE("garbage inside an established TLS connection drops that client only")
     }));
     other.send("/who\n");
     CHECK(other.line() == "* online: guest-2");
+}
+
+TEST_CASE("SIGTERM with a client stuck in its handshake still exits 0 at once") {
+    Certs certs;
+    Server s = start_tls_server(certs);  // --handshake-timeout 10 s
+    Conn half(s.port);
+    const std::string hello = client_hello();
+    half.send(hello.substr(0, 50));
+    TlsConn member(s.port, with_ca(certs));
+    REQUIRE(member.ok());
+    REQUIRE(member.line() == "* welcome guest-1 (1 online)");
+    const auto start = std::chrono::steady_clock::now();
+    s.proc.signal(SIGTERM);
+    CHECK(member.line() == "* server shutting down");
+    CHECK(s.proc.wait(3000ms) == 0);
+    CHECK(std::chrono::steady_clock::now() - start < 2500ms);  // not the 10 s handshake deadline
+    CHECK(half.until_eof(1000ms).empty());                     // closed, never welcomed
 }

@@ -3,12 +3,13 @@
 #   make step1 && ./server     build a stage; ./server and ./client point at it
 #   make test                  every test, ending with "N passed, M failed"
 #   make help                  everything else
+# Compile in parallel by default, one job per core (an explicit -jN wins).
+ifeq ($(filter -j%,$(MAKEFLAGS)),)
+MAKEFLAGS += -j$(shell nproc)
+endif
 include common/build.mk
 include tests/tests.mk
 .SECONDEXPANSION:
-# Stages share objects (common/, the chat core): build them one stage at a
-# time; each stage's own make still compiles in parallel under -j.
-.NOTPARALLEL:
 # Further rules each area of tests/ brings (bench, fuzz, soak, capture ...).
 -include $(wildcard tests/*/rules.mk)
 
@@ -28,8 +29,12 @@ SUITES_step3 := $(filter step3,$(ALL_SUITES))
 
 all: $(addprefix build-,$(STAGES))
 
+# Objects more than one stage links (common/, stage 2's chat core) are built
+# here first, so that under -j two stages' makes never compile the same file.
+SHARED_OBJS := $(COMMON_OBJS) $(if $(filter step2,$(STAGES)),$(BUILD)/step2_multiclient/chat.o)
+
 # Build one stage, inside its own directory.
-$(addprefix build-,$(STAGES)): build-%: | deps
+$(addprefix build-,$(STAGES)): build-%: $(SHARED_OBJS) | deps
 	@$(MAKE) --no-print-directory -C $(STAGE_$*)
 
 # `make step1`: build it and point ./server and ./client (and ./server_fork

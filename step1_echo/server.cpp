@@ -149,8 +149,7 @@ Outcome echo(int client, Context& ctx) {
     return out;
 }
 
-int run(const common::ServerOptions& opts) {
-    common::Logger log;
+int run(const common::ServerOptions& opts, common::Logger& log) {
     if (!opts.log_file.empty()) log.open_file(opts.log_file);
     common::Explain explain(opts.explain);
     common::Signals signals;  // SIGINT/SIGTERM stop us, SIGHUP reopens the log
@@ -210,10 +209,11 @@ int run(const common::ServerOptions& opts) {
 
 int main(int argc, char** argv) {
     const common::ServerOptions opts = common::parse_server_options(argc, argv, "7001");
+    common::Logger log;  // stderr until --log-file or --daemon says otherwise
     try {
-        return run(opts);
+        return run(opts, log);
     } catch (const std::exception& e) {
-        std::fprintf(stderr, "%s\n", e.what());  // e.g. "bind 0.0.0.0:7001: Address already in use"
+        log.fatal(e.what());  // e.g. "bind 0.0.0.0:7001: Address already in use"
         return 1;
     }
 }

@@ -348,7 +348,6 @@ void Server::run() {
             ctx_.signals.drain();
             if (ctx_.signals.take_reload_request()) {
                 ctx_.log.reopen();
-                ctx_.log.info("log reopened");
                 reload_certificate();
             }
         }
@@ -448,7 +447,7 @@ void Server::wait_for_events(fd_set& readable, fd_set& writable, int& ready,
         if (errno == EINTR) return;  // a signal: the self-pipe says which
         common::throw_errno("select");
     }
-    ctx_.explain.woke("select", ready);
+    ctx_.explain.selected(ready, &readable, &writable, max_fd);
 }
 
 // Step 8: take every waiting connection off the accept queue.
@@ -752,8 +751,8 @@ void Server::shut_down() {
     }
 }
 
-int run(const common::ServerOptions& opts, long max_clients, const TlsOptions& tls_opts) {
-    common::Logger log;
+int run(const common::ServerOptions& opts, long max_clients, const TlsOptions& tls_opts,
+        common::Logger& log) {
     if (!opts.log_file.empty()) log.open_file(opts.log_file);
     common::Explain explain(opts.explain);
     common::Signals signals;  // SIGINT/SIGTERM stop us, SIGHUP reopens the log, reloads the cert
@@ -763,12 +762,7 @@ int run(const common::ServerOptions& opts, long max_clients, const TlsOptions& t
     // drops privileges (--user), since the key is readable by root only.
     // (Without root, --user fails anyway: say that, not "key: Permission denied".)
     // docs/03-tls.md#the-server-context
-    if (!opts.user.empty() && ::geteuid() != 0) {
-        throw std::runtime_error("--user " + opts.user +
-                                 ": only root can switch to another user (this process runs as "
-                                 "uid " +
-                                 std::to_string(::geteuid()) + ")");
-    }
+    common::check_user_option(opts);
     tls::Context tls_context = tls::make_server_context(tls_opts.files);
     tls::narrate(tls_context.get(), explain);  // --explain: name each TLS message
 
@@ -846,13 +840,14 @@ int main(int argc, char** argv) {
             argc > 0 ? argv[0] : "server");
         return 2;
     }
+    common::Logger log;  // stderr until --log-file or --daemon says otherwise
     try {
-        return run(opts, max_clients, tls_opts);
+        return run(opts, max_clients, tls_opts, log);
     } catch (const std::exception& e) {
         // e.g. "bind 0.0.0.0:7003: Address already in use", or
         // "certificate step3_tls/certs/server.crt: No such file or directory (run `make certs`
         // ...)"
-        std::fprintf(stderr, "%s\n", e.what());
+        log.fatal(e.what());
         return 1;
     }
 }

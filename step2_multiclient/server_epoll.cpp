@@ -315,10 +315,7 @@ void Server::handle(const epoll_event& event) {
     // Step 7: a signal? SIGINT/SIGTERM end the loop, SIGHUP reopens the log.
     if (event.data.u64 == kSignalsKey) {
         ctx_.signals.drain();
-        if (ctx_.signals.take_reload_request()) {
-            ctx_.log.reopen();
-            ctx_.log.info("log reopened");
-        }
+        if (ctx_.signals.take_reload_request()) ctx_.log.reopen();
         return;
     }
     // Step 8: new connections waiting in the accept queue.
@@ -719,8 +716,7 @@ void raise_descriptor_limit(common::Logger& log, long max_clients) {
                  max_clients, " clients fit");
 }
 
-int run(const common::ServerOptions& opts, long max_clients) {
-    common::Logger log;
+int run(const common::ServerOptions& opts, long max_clients, common::Logger& log) {
     if (!opts.log_file.empty()) log.open_file(opts.log_file);
     common::Explain explain(opts.explain);
     common::Signals signals;  // SIGINT/SIGTERM stop us, SIGHUP reopens the log
@@ -752,10 +748,11 @@ int main(int argc, char** argv) {
          }},
     };
     const common::ServerOptions opts = common::parse_server_options(argc, argv, "7002", extras);
+    common::Logger log;  // stderr until --log-file or --daemon says otherwise
     try {
-        return run(opts, max_clients);
+        return run(opts, max_clients, log);
     } catch (const std::exception& e) {
-        std::fprintf(stderr, "%s\n", e.what());  // e.g. "bind 0.0.0.0:7002: Address already in use"
+        log.fatal(e.what());  // e.g. "bind 0.0.0.0:7002: Address already in use"
         return 1;
     }
 }

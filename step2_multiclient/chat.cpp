@@ -15,9 +15,11 @@ char lower(char c) {
     return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
 }
 
-bool same_nick(std::string_view a, std::string_view b) {  // ignoring case
-    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(),
-                                              [](char x, char y) { return lower(x) == lower(y); });
+// Nicks are unique ignoring case: "Bob" and "bob" are the same nick.
+std::string lowered(std::string_view nick) {
+    std::string key(nick);
+    std::transform(key.begin(), key.end(), key.begin(), lower);
+    return key;
 }
 
 // "/msg bob hi there" -> ("/msg", "bob hi there"); "/who" -> ("/who", "").
@@ -79,6 +81,7 @@ Effects Room::join(ClientId id, std::string_view nick) {
         } while (find(name) >= 0);
     }
     members_[id] = Member{name, next_join_++, common::LineFramer(kMaxLine)};
+    by_nick_[lowered(name)] = id;
     to_one(id, make("* welcome " + name + " (" + std::to_string(members_.size()) + " online)"),
            out);
     to_all_but(id, make("* " + name + " joined"), out);
@@ -173,6 +176,8 @@ void Room::command(ClientId id, std::string_view line, Effects& out) {
         if (holder >= 0 && holder != id) return error("nick " + std::string(name) + " is taken");
         const Chunk notice = make("* " + me.nick + " is now " + std::string(name));
         out.log.push_back(me.nick + " is now " + std::string(name));
+        by_nick_.erase(lowered(me.nick));  // "bob" -> "Bob" keeps the same key
+        by_nick_[lowered(name)] = id;
         me.nick = name;
         to_one(id, notice, out);
         to_all_but(id, notice, out);
@@ -210,6 +215,7 @@ void Room::leave(ClientId id, std::string_view notice, Effects& out) {
     auto it = members_.find(id);
     if (it == members_.end()) return;
     const std::string who = it->second.nick;
+    by_nick_.erase(lowered(who));
     members_.erase(it);
     to_all_but(id, make("* " + who + std::string(notice)), out);
 }
@@ -225,10 +231,8 @@ void Room::to_all_but(ClientId id, const Chunk& data, Effects& out) const {
 }
 
 ClientId Room::find(std::string_view nick) const {
-    for (const auto& [id, member] : members_) {
-        if (same_nick(member.nick, nick)) return id;
-    }
-    return -1;
+    auto it = by_nick_.find(lowered(nick));
+    return it == by_nick_.end() ? -1 : it->second;
 }
 
 std::vector<ClientId> Room::in_join_order() const {

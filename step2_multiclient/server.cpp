@@ -16,6 +16,7 @@
 // only moves bytes between sockets and that Room. Stage 3 (TLS) changes only
 // Connection's read_some/write_some and adds a handshake; the loop stays.
 
+#include <malloc.h>
 #include <netinet/in.h>
 #include <sys/select.h>
 #include <sys/socket.h>
@@ -25,7 +26,6 @@
 #include <array>
 #include <chrono>
 #include <cstdio>
-#include <deque>
 #include <exception>
 #include <map>
 #include <optional>
@@ -117,7 +117,8 @@ class Connection {
     IoResult write_some() {
         std::array<iovec, 64> iov;
         std::size_t count = 0;
-        for (auto it = queue_.begin(); it != queue_.end() && count < iov.size(); ++it, ++count) {
+        for (auto it = queue_.begin() + static_cast<long>(head_);
+             it != queue_.end() && count < iov.size(); ++it, ++count) {
             const std::string& chunk = **it;
             const std::size_t skip = count == 0 ? front_offset_ : 0;
             iov[count] = {const_cast<char*>(chunk.data()) + skip, chunk.size() - skip};
@@ -141,7 +142,7 @@ class Connection {
         queue_.push_back(std::move(chunk));
     }
     std::size_t unsent() const { return unsent_; }
-    bool wants_write() const { return !queue_.empty() && !write_shut; }
+    bool wants_write() const { return unsent_ > 0 && !write_shut; }
 
     // Where the connection is in its life.
     bool leaving = false;   // the Room let it go: flush, then close
@@ -162,23 +163,30 @@ class Connection {
     void consume(std::size_t n) {
         unsent_ -= n;
         while (n > 0) {
-            const std::size_t left = queue_.front()->size() - front_offset_;
+            const std::size_t left = queue_[head_]->size() - front_offset_;
             if (n < left) {
                 front_offset_ += n;
                 return;
             }
             n -= left;
-            queue_.pop_front();
+            queue_[head_++].reset();  // this client's share of the line
             front_offset_ = 0;
+        }
+        // All sent: give the queue's memory back. An idle client then costs
+        // only this object, not a buffer sized for its busiest moment.
+        if (head_ == queue_.size()) {
+            std::vector<chat::Chunk>().swap(queue_);
+            head_ = 0;
         }
     }
 
     chat::ClientId id_;
     common::Fd fd_;
     std::string peer_;
-    std::deque<chat::Chunk> queue_;  // shared lines, each sent once to this client
-    std::size_t front_offset_ = 0;   // bytes of queue_.front() already sent
-    std::size_t unsent_ = 0;         // bytes queued and not yet sent
+    std::vector<chat::Chunk> queue_;  // shared lines, each sent once to this client
+    std::size_t head_ = 0;            // queue_[head_] is the next to send
+    std::size_t front_offset_ = 0;    // bytes of queue_[head_] already sent
+    std::size_t unsent_ = 0;          // bytes queued and not yet sent
 };
 
 class Server {
@@ -211,6 +219,8 @@ class Server {
     chat::ClientId next_id_ = 1;
     bool stopping_ = false;
     std::optional<Clock::time_point> accept_paused_until_;
+    std::size_t sent_since_trim_ = 0;  // bytes, for malloc_trim()
+    Clock::time_point last_trim_{};
     bool out_of_descriptors_ = false;  // the last accept() failed with EMFILE
 };
 
@@ -311,6 +321,18 @@ void Server::wait_for_events(fd_set& readable, fd_set& writable, int& ready,
     for (auto& [id, c] : clients_) {
         if (c.leaving) earliest(c.close_by);
         if (c.holds_back_senders(now)) earliest(c.behind_since + kMaxStall);
+    }
+    // A burst (1000 clients joining: a million "joined" lines) leaves the
+    // heap full of freed queues that malloc keeps; hand them back to the
+    // kernel a second after the last one, so idle clients cost little.
+    if (sent_since_trim_ > (64u << 10)) {
+        if (now - last_trim_ >= 1s) {
+            ::malloc_trim(0);
+            sent_since_trim_ = 0;
+            last_trim_ = now;
+        } else {
+            earliest(last_trim_ + 1s);
+        }
     }
     timeval timeout{};
     if (wake_at) {
@@ -429,7 +451,10 @@ void Server::on_writable(Connection& c) {
         drop(c, chat::LostReason::error, std::generic_category().message(r.error_code));
         return;
     }
-    if (r.status == IoResult::ok) ctx_.explain.sent(c.fd(), r.bytes);
+    if (r.status == IoResult::ok) {
+        ctx_.explain.sent(c.fd(), r.bytes);
+        sent_since_trim_ += r.bytes;
+    }
     progress_close(c, Clock::now());
 }
 

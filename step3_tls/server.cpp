@@ -29,6 +29,7 @@
 // the same arguments. And OpenSSL may hold decrypted bytes the socket no
 // longer shows (SSL_pending), so a read drains those before select() again.
 
+#include <malloc.h>
 #include <netinet/in.h>
 #include <openssl/ssl.h>
 #include <sys/select.h>
@@ -39,7 +40,6 @@
 #include <array>
 #include <chrono>
 #include <cstdio>
-#include <deque>
 #include <exception>
 #include <filesystem>
 #include <map>
@@ -177,8 +177,10 @@ class Connection {
             total += n;
         }
         // All sent: an idle client keeps no 16 KiB buffer (SSL_MODE_RELEASE_BUFFERS
-        // does the same for OpenSSL's own).
+        // does the same for OpenSSL's own), and no queue sized for its busiest moment.
         std::string().swap(record_);
+        std::vector<chat::Chunk>().swap(queue_);
+        head_ = 0;
         return {IoResult::ok, total};
     }
 
@@ -242,14 +244,14 @@ class Connection {
 
     // Move up to one record of queued bytes into record_.
     void fill_record() {
-        while (!queue_.empty() && record_.size() < kRecordSize) {
-            const std::string& chunk = *queue_.front();
+        while (head_ < queue_.size() && record_.size() < kRecordSize) {
+            const std::string& chunk = *queue_[head_];
             const std::size_t take =
                 std::min(chunk.size() - front_offset_, kRecordSize - record_.size());
             record_.append(chunk, front_offset_, take);
             front_offset_ += take;
             if (front_offset_ == chunk.size()) {
-                queue_.pop_front();
+                queue_[head_++].reset();  // this client's share of the line
                 front_offset_ = 0;
             }
         }
@@ -258,11 +260,12 @@ class Connection {
     chat::ClientId id_;
     common::Fd fd_;
     std::string peer_;
-    tls::Session ssl_;               // freed before fd_ is closed (declared after it)
-    std::deque<chat::Chunk> queue_;  // shared lines, each sent once to this client
-    std::size_t front_offset_ = 0;   // bytes of queue_.front() already in record_
-    std::string record_;             // handed to SSL_write, kept until it succeeds
-    std::size_t unsent_ = 0;         // bytes queued or in record_, not yet sent
+    tls::Session ssl_;                // freed before fd_ is closed (declared after it)
+    std::vector<chat::Chunk> queue_;  // shared lines, each sent once to this client
+    std::size_t head_ = 0;            // queue_[head_] is the next to send
+    std::size_t front_offset_ = 0;    // bytes of queue_[head_] already in record_
+    std::string record_;              // handed to SSL_write, kept until it succeeds
+    std::size_t unsent_ = 0;          // bytes queued or in record_, not yet sent
 };
 
 class Server {
@@ -304,6 +307,8 @@ class Server {
     chat::ClientId next_id_ = 1;
     bool stopping_ = false;
     std::optional<Clock::time_point> accept_paused_until_;
+    std::size_t sent_since_trim_ = 0;  // bytes, for malloc_trim()
+    Clock::time_point last_trim_{};
     bool out_of_descriptors_ = false;  // the last accept() failed with EMFILE
 };
 
@@ -430,6 +435,19 @@ void Server::wait_for_events(fd_set& readable, fd_set& writable, int& ready,
         if (c.leaving) earliest(c.close_by);
         if (c.holds_back_senders(now)) earliest(c.behind_since + kMaxStall);
         if (c.handshaking) earliest(c.handshake_by);
+    }
+    // A burst (1000 clients joining: a million "joined" lines, and what
+    // each handshake allocated and freed) leaves the heap full of freed
+    // memory that malloc keeps; hand it back to the kernel a second after
+    // the last one, so idle clients cost little.
+    if (sent_since_trim_ > (64u << 10)) {
+        if (now - last_trim_ >= 1s) {
+            ::malloc_trim(0);
+            sent_since_trim_ = 0;
+            last_trim_ = now;
+        } else {
+            earliest(last_trim_ + 1s);
+        }
     }
     timeval timeout{};
     if (wake_at) {
@@ -615,7 +633,10 @@ void Server::on_writable(Connection& c) {
         drop(c, chat::LostReason::error, r.reason);
         return;
     }
-    if (r.status == IoResult::ok) ctx_.explain.sent(c.fd(), r.bytes);
+    if (r.status == IoResult::ok) {
+        ctx_.explain.sent(c.fd(), r.bytes);
+        sent_since_trim_ += r.bytes;
+    }
     progress_close(c, Clock::now());
 }
 

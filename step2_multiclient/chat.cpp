@@ -80,8 +80,9 @@ Effects Room::join(ClientId id, std::string_view nick) {
             name = "guest-" + std::to_string(next_guest_++);
         } while (find(name) >= 0);
     }
-    members_[id] = Member{name, next_join_++, common::LineFramer(kMaxLine)};
+    members_[id] = Member{name, common::LineFramer(kMaxLine)};
     by_nick_[lowered(name)] = id;
+    join_order_.push_back(id);
     to_one(id, make("* welcome " + name + " (" + std::to_string(members_.size()) + " online)"),
            out);
     to_all_but(id, make("* " + name + " joined"), out);
@@ -137,7 +138,7 @@ Effects Room::lost(ClientId id, LostReason why) {
 
 Effects Room::shutdown() {
     Effects out;
-    for (const auto& [id, member] : members_)
+    for (ClientId id : join_order_)
         out.deliveries.push_back({id, shutting_down()});
     return out;
 }
@@ -190,7 +191,7 @@ void Room::command(ClientId id, std::string_view line, Effects& out) {
     } else if (word == "/who") {
         std::string list = "* online: ";
         bool first = true;
-        for (ClientId member : in_join_order()) {
+        for (ClientId member : join_order_) {
             if (!first) list += ", ";
             list += members_.at(member).nick;
             first = false;
@@ -217,6 +218,7 @@ void Room::leave(ClientId id, std::string_view notice, Effects& out) {
     const std::string who = it->second.nick;
     by_nick_.erase(lowered(who));
     members_.erase(it);
+    std::erase(join_order_, id);  // O(members), like the notice to all of them
     to_all_but(id, make("* " + who + std::string(notice)), out);
 }
 
@@ -225,7 +227,7 @@ void Room::to_one(ClientId id, Chunk data, Effects& out) const {
 }
 
 void Room::to_all_but(ClientId id, const Chunk& data, Effects& out) const {
-    for (const auto& [member, state] : members_) {
+    for (ClientId member : join_order_) {
         if (member != id) out.deliveries.push_back({member, data});
     }
 }
@@ -233,17 +235,6 @@ void Room::to_all_but(ClientId id, const Chunk& data, Effects& out) const {
 ClientId Room::find(std::string_view nick) const {
     auto it = by_nick_.find(lowered(nick));
     return it == by_nick_.end() ? -1 : it->second;
-}
-
-std::vector<ClientId> Room::in_join_order() const {
-    std::vector<std::pair<std::uint64_t, ClientId>> order;
-    for (const auto& [id, member] : members_)
-        order.push_back({member.joined, id});
-    std::sort(order.begin(), order.end());
-    std::vector<ClientId> ids;
-    for (const auto& entry : order)
-        ids.push_back(entry.second);
-    return ids;
 }
 
 }  // namespace chat

@@ -88,6 +88,17 @@ struct IoResult {
     int error_code = 0;  // errno for `error`
 };
 
+// Read and forget what a client sent that we will never process: closing a
+// socket with unread input makes the kernel answer with RST instead of FIN,
+// and the peer may then lose the last lines we sent it.
+// docs/02-multiclient.md#closing-politely
+void discard_input(int fd) {
+    std::array<char, 16 * 1024> scratch;
+    for (int i = 0; i < 16; ++i) {
+        if (::recv(fd, scratch.data(), scratch.size(), MSG_DONTWAIT) <= 0) return;
+    }
+}
+
 // One connected client: its descriptor, its bounded output queue, and where
 // it is in its life. Its nick and input buffer live in the chat::Room, which
 // knows it by `id`. docs/02-multiclient.md#one-object-per-client
@@ -380,6 +391,7 @@ void Server::accept_clients() {
             const ssize_t n = ::send(fd.get(), full->data(), full->size(),
                                      MSG_NOSIGNAL | MSG_DONTWAIT);  // docs/01-echo.md#send
             if (n > 0) ctx_.explain.sent(fd.get(), static_cast<std::size_t>(n));
+            discard_input(fd.get());  // what it already sent: else close() means RST
             ctx_.log.info(peer, " refused: server full (", max_clients_, " clients)");
             ctx_.explain.closing(fd.get());
             continue;  // Fd closes it
@@ -494,17 +506,6 @@ void Server::drop(Connection& c, chat::LostReason why, const std::string& reason
     c.dead = true;
     c.close_reason = reason;
     apply(room_.lost(c.id(), why));
-}
-
-// Read and forget what a client sent that we will never process: closing a
-// socket with unread input makes the kernel answer with RST instead of FIN,
-// and the peer may then lose the last lines we sent it.
-// docs/02-multiclient.md#closing-politely
-void discard_input(int fd) {
-    std::array<char, 16 * 1024> scratch;
-    for (int i = 0; i < 16; ++i) {
-        if (::recv(fd, scratch.data(), scratch.size(), MSG_DONTWAIT) <= 0) return;
-    }
 }
 
 // Close every connection marked dead.  docs/01-echo.md#close

@@ -63,9 +63,9 @@ TEST_CASE("every server: -h/--help prints usage on stdout and exits 0") {
             const std::string out = c.out().until_eof();
             CHECK(c.wait() == 0);
             CHECK(out.rfind("usage: ", 0) == 0);
-            for (const char* option : {"-p, --port PORT", "-b, --bind ADDR", "-d, --daemon",
-                                       "--pidfile PATH", "--user NAME", "--log-file PATH",
-                                       "--explain", "-h, --help"}) {
+            for (const char* option :
+                 {"-p, --port PORT", "-b, --bind ADDR", "-d, --daemon", "--pidfile PATH",
+                  "--user NAME", "--log-file PATH", "--explain", "-h, --help"}) {
                 CHECK_MESSAGE(out.find(option) != std::string::npos, option);
             }
             CHECK(c.stderr_text().empty());
@@ -73,18 +73,19 @@ TEST_CASE("every server: -h/--help prints usage on stdout and exits 0") {
     }
 }
 
-TEST_CASE("every server: bad usage (unknown option, port not a number or out of range): usage on "
-          "stderr, exit 2") {
+TEST_CASE(
+    "every server: bad usage (unknown option, port not a number or out of range): usage on "
+    "stderr, exit 2") {
     for (const auto& server : every_server()) {
-        for (const std::vector<std::string>& bad : std::vector<std::vector<std::string>>{
-                 {"--no-such-option"},
-                 {"-z"},
-                 {"--port", "seven"},
-                 {"-p", "7001x"},
-                 {"--port", "65536"},
-                 {"--port", "-1"},
-                 {"--port"},
-                 {"unexpected-argument"}}) {
+        for (const std::vector<std::string>& bad :
+             std::vector<std::vector<std::string>>{{"--no-such-option"},
+                                                   {"-z"},
+                                                   {"--port", "seven"},
+                                                   {"-p", "7001x"},
+                                                   {"--port", "65536"},
+                                                   {"--port", "-1"},
+                                                   {"--port"},
+                                                   {"unexpected-argument"}}) {
             INFO(server << " " << bad.front() << (bad.size() > 1 ? " " + bad[1] : ""));
             Child c(with_binary(server, bad));
             const std::string out = c.out().until_eof();
@@ -95,8 +96,9 @@ TEST_CASE("every server: bad usage (unknown option, port not a number or out of 
     }
 }
 
-TEST_CASE("every server: when ready it prints exactly one line on stdout, `listening on "
-          "HOST:PORT` with the real port") {
+TEST_CASE(
+    "every server: when ready it prints exactly one line on stdout, `listening on "
+    "HOST:PORT` with the real port") {
     for (const auto& server : every_server()) {
         INFO(server);
         Child c(with_binary(server, {"--port", "0", "--bind", "127.0.0.1"}));
@@ -166,8 +168,9 @@ TEST_CASE("every server: the default port is 7001, 7002, 7003 by stage") {
     }
 }
 
-TEST_CASE("every server: a failing call names itself and its argument: `bind 0.0.0.0:7001: "
-          "Address already in use`, exit 1") {
+TEST_CASE(
+    "every server: a failing call names itself and its argument: `bind 0.0.0.0:7001: "
+    "Address already in use`, exit 1") {
     // The default address is 0.0.0.0; a listener of ours on 127.0.0.1:P makes
     // binding 0.0.0.0:P fail without anything ever listening on 0.0.0.0.
     const common::Fd taken = listen_on_loopback();
@@ -181,20 +184,21 @@ TEST_CASE("every server: a failing call names itself and its argument: `bind 0.0
     }
 }
 
-TEST_CASE("every server: a failing call names itself and its argument (name lookup, log file, "
-          "pid file)") {
+TEST_CASE(
+    "every server: a failing call names itself and its argument (name lookup, log file, "
+    "pid file)") {
     for (const auto& server : every_server()) {
         INFO(server);
         Child lookup(with_binary(server, {"--port", "0", "--bind", "no-such-host.invalid"}));
         CHECK(lookup.wait() == 1);
         CHECK(lookup.stderr_text().find("no-such-host.invalid") != std::string::npos);
-        Child log(with_binary(server,
-                              {"--port", "0", "--bind", "127.0.0.1", "--log-file", "/nonexistent/x.log"}));
+        Child log(with_binary(
+            server, {"--port", "0", "--bind", "127.0.0.1", "--log-file", "/nonexistent/x.log"}));
         CHECK(log.wait() == 1);
         CHECK(log.stderr_text().find("/nonexistent/x.log: No such file or directory") !=
               std::string::npos);
-        Child pid(with_binary(server,
-                              {"--port", "0", "--bind", "127.0.0.1", "--pidfile", "/nonexistent/x.pid"}));
+        Child pid(with_binary(
+            server, {"--port", "0", "--bind", "127.0.0.1", "--pidfile", "/nonexistent/x.pid"}));
         CHECK(pid.wait() == 1);
         CHECK(pid.stderr_text().find("/nonexistent/x.pid: No such file or directory") !=
               std::string::npos);
@@ -225,7 +229,8 @@ TEST_CASE("every server: logs go to stderr, never to stdout") {
             c.send("hello\n");
             CHECK(c.line().has_value());
         }
-        CHECK(eventually([&] { return s.proc.stderr_text().find("127.0.0.1:") != std::string::npos; }));
+        CHECK(eventually(
+            [&] { return s.proc.stderr_text().find("127.0.0.1:") != std::string::npos; }));
         s.proc.signal(SIGTERM);
         CHECK(s.proc.wait(3000ms) == 0);
         CHECK(s.proc.out().until_eof(1000ms).empty());
@@ -245,12 +250,14 @@ TEST_CASE("details: SIGHUP in stages 1 and 2: reopen --log-file") {
             CHECK(c.line().has_value());
         };
         talk("before");
-        REQUIRE(eventually([&] { return read_file(log.str()).find(" closed") != std::string::npos; }));
+        REQUIRE(
+            eventually([&] { return read_file(log.str()).find(" closed") != std::string::npos; }));
         REQUIRE(::rename(log.str().c_str(), rotated.c_str()) == 0);
         s.proc.signal(SIGHUP);
         REQUIRE(eventually([&] { return ::access(log.str().c_str(), F_OK) == 0; }));
         talk("after");
-        CHECK(eventually([&] { return read_file(log.str()).find(" closed") != std::string::npos; }));
+        CHECK(
+            eventually([&] { return read_file(log.str()).find(" closed") != std::string::npos; }));
         CHECK(read_file(rotated).find("listening on") != std::string::npos);
         s.proc.signal(SIGTERM);
         CHECK(s.proc.wait(3000ms) == 0);

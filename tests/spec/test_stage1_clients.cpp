@@ -129,3 +129,23 @@ TEST_CASE("stage 2 client: at stdin EOF it half-closes and exits 0 after the ser
     CHECK(a->line() == "guest-2: two");
     CHECK(a->line() == "* guest-2 left");
 }
+
+TEST_CASE("clients: `client [HOST [PORT]]` defaults to localhost and the stage port") {
+    const std::pair<const char*, int> clients[] = {{"step1_echo/client", 7001},
+                                                   {"step2_multiclient/client", 7002}};
+    for (const auto& [client, port] : clients) {
+        INFO(client);
+        if (is_listening(port)) {
+            MESSAGE("port " << port << " is in use here: cannot check the default");
+            continue;
+        }
+        Child c(with_binary(client, {}));
+        CHECK(c.wait() == 1);
+        CHECK(c.stderr_text() ==
+              "connect localhost:" + std::to_string(port) + ": Connection refused\n");
+        Child host_only(with_binary(client, {"127.0.0.1"}));
+        CHECK(host_only.wait() == 1);
+        CHECK(host_only.stderr_text() ==
+              "connect 127.0.0.1:" + std::to_string(port) + ": Connection refused\n");
+    }
+}

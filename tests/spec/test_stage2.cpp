@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 
@@ -249,4 +250,40 @@ TEST_CASE("stage 2: SIGINT or SIGTERM: every chat client reads `* server shuttin
         CHECK(a->until_eof() == "* server shutting down\n");
         CHECK(b->until_eof() == "* server shutting down\n");
     }
+}
+
+TEST_CASE(
+    "chat: a client whose unsent output passes 1 MiB is dropped — one that reads slowly but "
+    "steadily is not: senders wait for it (deliberate: the relay stops reading while a "
+    "reader is more than 256 KiB behind, for at most 1 s at a time)") {
+    Server s = start_server(kRelay);
+    auto slow = join(s.port, "* welcome guest-1 (1 online)");
+    const int small = 32 * 1024;  // keep the kernel from hiding the backlog in its buffers
+    REQUIRE(::setsockopt(slow->fd(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small) == 0);
+    auto talker = join(s.port, "* welcome guest-2 (2 online)");
+    CHECK(slow->line() == "* guest-2 joined");
+    const std::string line = std::string(1000, 't') + "\n";
+    constexpr int kLines = 6 * 1024;  // 6 MiB, far more than the 1 MiB limit
+    std::thread writer([&] {
+        std::string batch;
+        for (int i = 0; i < 64; ++i)
+            batch += line;
+        for (int n = 0; n < kLines; n += 64)
+            talker->send(batch);
+    });
+    int got = 0;
+    bool dropped = false;
+    while (got < kLines) {
+        std::this_thread::sleep_for(5ms);  // a slow reader: about 64 KiB per wake-up
+        const std::string chunk = slow->exact(64 * 1024, 5000ms);
+        if (chunk.empty()) {
+            dropped = true;
+            break;
+        }
+        got += static_cast<int>(std::count(chunk.begin(), chunk.end(), '\n'));
+    }
+    writer.join();
+    CHECK_FALSE(dropped);
+    CHECK(got >= kLines);
+    CHECK(s.proc.stderr_text().find("too slow") == std::string::npos);
 }

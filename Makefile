@@ -3,12 +3,13 @@
 #   make step1 && ./server     build a stage; ./server and ./client point at it
 #   make test                  every test, ending with "N passed, M failed"
 #   make help                  everything else
+# Compile in parallel by default, one job per core (an explicit -jN wins).
+ifeq ($(filter -j%,$(MAKEFLAGS)),)
+MAKEFLAGS += -j$(shell nproc)
+endif
 include common/build.mk
 include tests/tests.mk
 .SECONDEXPANSION:
-# Stages share objects (common/, the chat core): build them one stage at a
-# time; each stage's own make still compiles in parallel under -j.
-.NOTPARALLEL:
 # Further rules each area of tests/ brings (bench, fuzz, soak, capture ...).
 -include $(wildcard tests/*/rules.mk)
 
@@ -23,13 +24,17 @@ SUITES_step1 := $(filter unit step1,$(ALL_SUITES))
 SUITES_step2 := $(filter step2,$(ALL_SUITES))
 SUITES_step3 := $(filter step3,$(ALL_SUITES))
 
-.PHONY: all help test clean $(STAGES) $(addprefix build-,$(STAGES)) $(addprefix test-,$(STAGES)) \
+.PHONY: all help test clean certs $(STAGES) $(addprefix build-,$(STAGES)) $(addprefix test-,$(STAGES)) \
         $(addprefix test-,$(ALL_SUITES))
 
 all: $(addprefix build-,$(STAGES))
 
+# Objects more than one stage links (common/, stage 2's chat core) are built
+# here first, so that under -j two stages' makes never compile the same file.
+SHARED_OBJS := $(COMMON_OBJS) $(if $(filter step2,$(STAGES)),$(BUILD)/step2_multiclient/chat.o)
+
 # Build one stage, inside its own directory.
-$(addprefix build-,$(STAGES)): build-%: | deps
+$(addprefix build-,$(STAGES)): build-%: $(SHARED_OBJS) | deps
 	@$(MAKE) --no-print-directory -C $(STAGE_$*)
 
 # `make step1`: build it and point ./server and ./client (and ./server_fork
@@ -50,6 +55,10 @@ $(addprefix test-,$(STAGES)): test-%: build-% $$(call suite_bins,$$(SUITES_$$*))
 # Any one suite by name: make test-unit, make test-docs ...
 $(addprefix test-,$(filter-out $(STAGES),$(ALL_SUITES))): test-%: all $(BUILD)/bin/test-%
 	@$(call run_suites,$*)
+
+# Stage 3's key material (step3_tls/make-certs.sh), made once.
+certs:
+	@$(MAKE) --no-print-directory -C $(STAGE_step3) certs
 
 clean:
 	rm -rf build server client server_fork server_epoll

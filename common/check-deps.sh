@@ -29,6 +29,7 @@ need socat have socat
 need ncat have ncat
 need iproute2 have ss
 need procps have ps
+need sslscan have sslscan
 
 [ -z "$missing" ] && exit 0
 

@@ -331,6 +331,10 @@ Service::~Service() {
     }
 }  // pidfile_fd_ closes here: the lock goes with it
 
+void check_user_option(const ServerOptions& opts) {
+    if (!opts.user.empty()) look_up_user(opts.user);
+}
+
 Service start_service(const ServerOptions& opts, Logger& log, std::string_view listening_on) {
     // Everything that can fail for a reason the user must fix is checked
     // while we still have their terminal.

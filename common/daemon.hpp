@@ -56,4 +56,8 @@ class Service {
 // 1 with the daemon's error on stderr).
 Service start_service(const ServerOptions& opts, Logger& log, std::string_view listening_on);
 
+// Throws the error start_service() would give for --user (no such user, or
+// not root), for a server that must know before it reads root-only files.
+void check_user_option(const ServerOptions& opts);
+
 }  // namespace common

@@ -73,4 +73,11 @@ void Logger::write(std::string_view line) {
     [[maybe_unused]] ssize_t ignored = ::write(fd, out.data(), out.size());
 }
 
+void Logger::fatal(std::string_view message) {
+    std::string line(message);
+    line += '\n';
+    [[maybe_unused]] ssize_t ignored = ::write(STDERR_FILENO, line.data(), line.size());
+    if (file_ || syslog_) info("fatal: ", message);
+}
+
 }  // namespace common

@@ -34,6 +34,12 @@ class Logger {
     }
     void write(std::string_view line);
 
+    // The error that ends the program: on stderr as it is (the user at the
+    // terminal sees "bind 0.0.0.0:7001: Address already in use"), and also
+    // in the log when that is a file or syslog, where a daemon's errors go
+    // once its stderr is /dev/null.
+    void fatal(std::string_view message);
+
   private:
     std::string path_;
     std::string ident_;  // openlog() keeps the pointer, so we keep the string

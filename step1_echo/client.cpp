@@ -30,6 +30,7 @@ namespace {
 // Stop reading stdin while this much is still waiting for the server.
 constexpr std::size_t kMaxPending = 256 * 1024;
 
+// [docs:client-connect]
 // Steps 1-2: a socket connected to HOST:PORT, trying each address the name has.
 common::Fd connect_to(const common::ClientOptions& opts, common::Explain& explain) {
     const std::string target = common::join_host_port(opts.host, opts.port);
@@ -50,9 +51,12 @@ common::Fd connect_to(const common::ClientOptions& opts, common::Explain& explai
     }
     throw std::runtime_error("connect " + target + ": " + last_error);
 }
+// [/docs]
 
 int run(const common::ClientOptions& opts) {
+    // [docs:sigpipe]
     common::ignore_sigpipe();  // a closed stdout or socket is an error we handle
+    // [/docs]
     common::Explain explain(opts.explain);
     common::Fd sock = connect_to(opts, explain);
 
@@ -62,6 +66,7 @@ int run(const common::ClientOptions& opts) {
     std::array<char, 64 * 1024> buffer;
 
     while (true) {
+        // [docs:client-poll]
         // Step 3: wait for stdin, the socket, or room to send.  docs/01-echo.md#poll
         const bool want_stdin = stdin_open && to_server.size() < kMaxPending;
         std::array<pollfd, 2> fds = {{
@@ -73,8 +78,10 @@ int run(const common::ClientOptions& opts) {
             if (errno == EINTR) continue;
             common::throw_errno("poll");
         }
+        // [/docs]
         explain.polled(fds, ready);
 
+        // [docs:client-recv]
         // Step 4: the server sent something (or closed).  docs/01-echo.md#recv
         if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
             const ssize_t got = ::recv(sock.get(), buffer.data(), buffer.size(), MSG_DONTWAIT);
@@ -88,7 +95,9 @@ int run(const common::ClientOptions& opts) {
                 common::send_all(STDOUT_FILENO, std::string_view(buffer.data(), got));
             }
         }
+        // [/docs]
 
+        // [docs:client-send]
         // Step 5: send what stdin gave us; send() may take only part of it.
         // docs/01-echo.md#send
         if ((fds[0].revents & POLLOUT) && !to_server.empty()) {
@@ -100,7 +109,9 @@ int run(const common::ClientOptions& opts) {
                 to_server.erase(0, static_cast<std::size_t>(n));
             }
         }
+        // [/docs]
 
+        // [docs:client-stdin]
         // Step 6: more from stdin.
         if (fds[1].revents & (POLLIN | POLLHUP | POLLERR)) {
             const ssize_t got = ::read(STDIN_FILENO, buffer.data(), buffer.size());
@@ -108,7 +119,9 @@ int run(const common::ClientOptions& opts) {
             if (got == 0) stdin_open = false;
             if (got > 0) to_server.append(buffer.data(), static_cast<std::size_t>(got));
         }
+        // [/docs]
 
+        // [docs:shutdown]
         // Step 7: stdin is finished and everything is sent: half-close. The
         // server sees FIN (recv returns 0) but can still send us the rest.
         // docs/01-echo.md#shutdown
@@ -117,11 +130,14 @@ int run(const common::ClientOptions& opts) {
             explain.shutdown_write(sock.get());
             write_shut = true;
         }
+        // [/docs]
     }
 
+    // [docs:client-close]
     // Step 8: both directions are finished.  docs/01-echo.md#close
     explain.closing(sock.get());
     sock.reset();
+    // [/docs]
     return 0;
 }
 

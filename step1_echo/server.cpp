@@ -46,29 +46,38 @@ common::Fd open_listener(const common::ServerOptions& opts, Context& ctx) {
     const common::Address& addr = addresses.front();  // the name's preferred address
     const std::string where = common::format_address(addr);
 
+    // [docs:socket]
     // Step 1: ask the kernel for a TCP socket.  docs/01-echo.md#socket
     common::Fd listener(
         common::check(::socket(addr.family, SOCK_STREAM | SOCK_CLOEXEC, 0), "socket", where));
+    // [/docs]
     ctx.explain.socket(listener.get(), addr.family);
 
+    // [docs:setsockopt]
     // Step 2: let bind() reuse the port while connections of an earlier run
     // still sit in TIME_WAIT.  docs/01-echo.md#setsockopt
     const int on = 1;
     common::check(::setsockopt(listener.get(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof on),
                   "setsockopt SO_REUSEADDR", where);
+    // [/docs]
     ctx.explain.setsockopt(listener.get(), "SO_REUSEADDR");
 
+    // [docs:bind]
     // Step 3: claim the local address and port.  docs/01-echo.md#bind
     common::check(::bind(listener.get(), addr.sa(), addr.length), "bind", where);
+    // [/docs]
     ctx.explain.bind(listener.get(), common::local_address(listener.get()));
 
+    // [docs:listen]
     // Step 4: become a listening socket; the kernel now completes handshakes
     // for us and queues them.  docs/01-echo.md#listen
     common::check(::listen(listener.get(), kBacklog), "listen", where);
+    // [/docs]
     ctx.explain.listen(listener.get(), kBacklog);
     return listener;
 }
 
+// [docs:poll]
 // Wait until `fd` is ready for `events` or a signal arrives. Returns false
 // when the server should stop.
 bool wait_for(int fd, short events, Context& ctx) {
@@ -90,6 +99,7 @@ bool wait_for(int fd, short events, Context& ctx) {
     }
     return false;
 }
+// [/docs]
 
 // Step 6: echo everything one client sends until it half-closes or vanishes.
 // Returns the number of bytes echoed, and why the connection ended.
@@ -102,6 +112,7 @@ Outcome echo(int client, Context& ctx) {
     Outcome out;
     std::array<char, 64 * 1024> buffer;
     while (wait_for(client, POLLIN, ctx)) {
+        // [docs:recv]
         // Whatever arrived so far: one byte or 64 KiB.  docs/01-echo.md#recv
         const ssize_t got = ::recv(client, buffer.data(), buffer.size(), 0);
         if (got < 0) {
@@ -111,7 +122,9 @@ Outcome echo(int client, Context& ctx) {
         }
         ctx.explain.received(client, static_cast<std::size_t>(got));
         if (got == 0) return out;  // the client's FIN: it will send no more
+        // [/docs]
 
+        // [docs:send]
         // send() may take only part of it when the send buffer is full, so
         // send the rest after poll() says there is room.  docs/01-echo.md#send
         std::size_t sent = 0;
@@ -130,13 +143,13 @@ Outcome echo(int client, Context& ctx) {
             sent += static_cast<std::size_t>(n);
             out.bytes += static_cast<unsigned long long>(n);
         }
+        // [/docs]
     }
     out.reason = "server shutting down";
     return out;
 }
 
-int run(const common::ServerOptions& opts) {
-    common::Logger log;
+int run(const common::ServerOptions& opts, common::Logger& log) {
     if (!opts.log_file.empty()) log.open_file(opts.log_file);
     common::Explain explain(opts.explain);
     common::Signals signals;  // SIGINT/SIGTERM stop us, SIGHUP reopens the log
@@ -146,6 +159,7 @@ int run(const common::ServerOptions& opts) {
     common::Service service =
         common::start_service(opts, log, common::local_address(listener.get()));
 
+    // [docs:accept]
     // Step 5: take the next finished handshake off the accept queue.
     bool accept_failing = false;
     while (wait_for(listener.get(), POLLIN, ctx)) {
@@ -168,6 +182,7 @@ int run(const common::ServerOptions& opts) {
             ::poll(&signal_only, 1, 100);
             continue;
         }
+        // [/docs]
         accept_failing = false;
         const std::string peer =
             common::format_address(reinterpret_cast<sockaddr*>(&peer_addr), peer_len);
@@ -176,11 +191,13 @@ int run(const common::ServerOptions& opts) {
 
         const Outcome outcome = echo(client.get(), ctx);
 
+        // [docs:close]
         // Step 7: close our side. If the client closed first (the usual case)
         // our FIN answers its FIN and the client keeps TIME_WAIT.
         // docs/01-echo.md#close
         explain.closing(client.get());
         client.reset();
+        // [/docs]
         log.info(peer, " closed, ", outcome.bytes, " bytes",
                  outcome.reason.empty() ? "" : " (" + outcome.reason + ")");
     }
@@ -192,10 +209,11 @@ int run(const common::ServerOptions& opts) {
 
 int main(int argc, char** argv) {
     const common::ServerOptions opts = common::parse_server_options(argc, argv, "7001");
+    common::Logger log;  // stderr until --log-file or --daemon says otherwise
     try {
-        return run(opts);
+        return run(opts, log);
     } catch (const std::exception& e) {
-        std::fprintf(stderr, "%s\n", e.what());  // e.g. "bind 0.0.0.0:7001: Address already in use"
+        log.fatal(e.what());  // e.g. "bind 0.0.0.0:7001: Address already in use"
         return 1;
     }
 }

@@ -263,10 +263,7 @@ void Server::run() {
         // Step 7: a signal? SIGINT/SIGTERM end the loop, SIGHUP reopens the log.
         if (FD_ISSET(ctx_.signals.fd(), &readable)) {
             ctx_.signals.drain();
-            if (ctx_.signals.take_reload_request()) {
-                ctx_.log.reopen();
-                ctx_.log.info("log reopened");
-            }
+            if (ctx_.signals.take_reload_request()) ctx_.log.reopen();
         }
         // Step 8: new connections waiting in the accept queue.
         if (FD_ISSET(listener_.get(), &readable)) accept_clients();
@@ -342,7 +339,7 @@ void Server::wait_for_events(fd_set& readable, fd_set& writable, int& ready,
         if (errno == EINTR) return;  // a signal: the self-pipe says which
         common::throw_errno("select");
     }
-    ctx_.explain.woke("select", ready);
+    ctx_.explain.selected(ready, &readable, &writable, max_fd);
 }
 
 // Step 8: take every waiting connection off the accept queue.
@@ -559,8 +556,7 @@ void Server::shut_down() {
     }
 }
 
-int run(const common::ServerOptions& opts, long max_clients) {
-    common::Logger log;
+int run(const common::ServerOptions& opts, long max_clients, common::Logger& log) {
     if (!opts.log_file.empty()) log.open_file(opts.log_file);
     common::Explain explain(opts.explain);
     common::Signals signals;  // SIGINT/SIGTERM stop us, SIGHUP reopens the log
@@ -599,10 +595,11 @@ int main(int argc, char** argv) {
          }},
     };
     const common::ServerOptions opts = common::parse_server_options(argc, argv, "7002", extras);
+    common::Logger log;  // stderr until --log-file or --daemon says otherwise
     try {
-        return run(opts, max_clients);
+        return run(opts, max_clients, log);
     } catch (const std::exception& e) {
-        std::fprintf(stderr, "%s\n", e.what());  // e.g. "bind 0.0.0.0:7002: Address already in use"
+        log.fatal(e.what());  // e.g. "bind 0.0.0.0:7002: Address already in use"
         return 1;
     }
 }

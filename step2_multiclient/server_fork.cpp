@@ -227,8 +227,7 @@ void serve_child(int client, const std::string& peer, Context& ctx) {
     ctx.log.info(peer, " closed, ", bytes, " bytes", reason.empty() ? "" : " (" + reason + ")");
 }
 
-int run(const common::ServerOptions& opts) {
-    common::Logger log;
+int run(const common::ServerOptions& opts, common::Logger& log) {
     if (!opts.log_file.empty()) log.open_file(opts.log_file);
     common::Explain explain(opts.explain);
     common::Signals signals;  // SIGINT/SIGTERM stop us, SIGHUP reopens the log
@@ -280,6 +279,7 @@ int run(const common::ServerOptions& opts) {
         if (pid == 0) {
             // The child. It has copies of both sockets: close the listener,
             // which only the parent accepts on. docs/02-multiclient.md#fork
+            explain.forked(0);
             listener.reset();
             common::Signals::restore_defaults();  // SIGTERM now simply ends us
             ::signal(SIGCHLD, SIG_DFL);
@@ -300,7 +300,10 @@ int run(const common::ServerOptions& opts) {
         children.add(pid);
         children.prune();  // forget the ones the handler has reaped
         log.info(peer, " connected, child ", pid);
-        explain.closing(client.get());
+        explain.note("close(fd " + std::to_string(client.get()) +
+                         ") in the parent drops only its reference: the child still holds the "
+                         "socket, so no FIN is sent",
+                     "02-multiclient.md#fork");
         client.reset();
     }
 
@@ -315,10 +318,11 @@ int run(const common::ServerOptions& opts) {
 
 int main(int argc, char** argv) {
     const common::ServerOptions opts = common::parse_server_options(argc, argv, "7002");
+    common::Logger log;  // stderr until --log-file or --daemon says otherwise
     try {
-        return run(opts);
+        return run(opts, log);
     } catch (const std::exception& e) {
-        std::fprintf(stderr, "%s\n", e.what());  // e.g. "bind 0.0.0.0:7002: Address already in use"
+        log.fatal(e.what());  // e.g. "bind 0.0.0.0:7002: Address already in use"
         return 1;
     }
 }

@@ -17,7 +17,7 @@ ALL_SUITES := $(foreach s,unit step1 step2 step3 daemon explain docs robustness 
 suite_srcs = $(wildcard $(REPO_ROOT)/tests/$(1)/*.cpp)
 suite_objs = $(patsubst $(REPO_ROOT)/%.cpp,$(BUILD)/%.o,$(call suite_srcs,$(1)))
 
-$(BUILD)/tests/%.o: $(REPO_ROOT)/tests/%.cpp $(FLAGS_FILE)
+$(BUILD)/tests/%.o: $(REPO_ROOT)/tests/%.cpp $(OBJ_FLAGS_FILE)
 	@mkdir -p $(dir $@)
 	$(CXX) $(CPPFLAGS) $(TEST_CPPFLAGS) $(CXXFLAGS) -c $< -o $@
 

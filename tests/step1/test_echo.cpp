@@ -221,3 +221,15 @@ TEST_CASE(
     server.signal(SIGTERM);
     CHECK(server.wait(2000ms) == 0);
 }
+
+TEST_CASE("stage 1: a fatal error goes to stderr and, with --log-file, to the log too") {
+    Server s = start_server(kServer);
+    TempPath log("log");
+    Child second({repo_path(kServer), "--bind", "127.0.0.1", "--port", std::to_string(s.port),
+                  "--log-file", log.str()});
+    CHECK(second.wait() == 1);
+    const std::string message =
+        "bind 127.0.0.1:" + std::to_string(s.port) + ": Address already in use";
+    CHECK(second.stderr_text() == message + "\n");
+    CHECK(read_file(log.str()).find("fatal: " + message) != std::string::npos);
+}

@@ -453,8 +453,8 @@ TEST_CASE("relay: SIGHUP reopens --log-file") {
         [&] { return read_file(log.str()).find("connected as guest-1") != std::string::npos; }));
     REQUIRE(::rename(log.str().c_str(), moved.c_str()) == 0);
     s.proc.signal(SIGHUP);
-    REQUIRE(
-        eventually([&] { return read_file(log.str()).find("log reopened") != std::string::npos; }));
+    REQUIRE(eventually(
+        [&] { return read_file(log.str()).find("log file reopened") != std::string::npos; }));
     join(s);
     CHECK(eventually(
         [&] { return read_file(log.str()).find("connected as guest-2") != std::string::npos; }));

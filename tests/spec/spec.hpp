@@ -34,9 +34,12 @@ inline std::vector<std::string> every_server() {
     return out;
 }
 
-// The plain-TCP clients (stage 3's needs TLS and is tested by its own suite).
-inline std::vector<std::string> every_plain_client() {
-    return {"step1_echo/client", "step2_multiclient/client"};
+// The clients; stage 3's only for what happens before TLS (usage, refused).
+inline std::vector<std::string> every_client() {
+    std::vector<std::string> out = {"step1_echo/client", "step2_multiclient/client"};
+    if (::access(repo_path("step3_tls/client").c_str(), X_OK) == 0)
+        out.push_back("step3_tls/client");
+    return out;
 }
 
 inline std::vector<std::string> with_binary(const std::string& binary,

@@ -71,6 +71,11 @@ TEST_CASE(
     CHECK(help_of_root("server").find("(default 7001)") != std::string::npos);
     CHECK(help_of_root("client").find("PORT to 7001") != std::string::npos);
     CHECK_FALSE(fs::exists(fs::symlink_status(kRoot + "/server_fork")));  // not stage 1's
+    if (fs::exists(kRoot + "/step3_tls")) {
+        CHECK(shell("make -s -C " + kRoot + " step3 >/dev/null", nullptr, 300000ms) == 0);
+        CHECK(help_of_root("server").find("(default 7003)") != std::string::npos);
+        CHECK(help_of_root("client").find("PORT to 7003") != std::string::npos);
+    }
     restore_link("server", before_server);
     restore_link("client", before_client);
     restore_link("server_fork", before_fork);
@@ -84,6 +89,7 @@ TEST_CASE("build: the root-level symlinks and the built binaries are git-ignored
     for (const char* path :
          {"server", "client", "server_fork", "step1_echo/server", "step1_echo/client",
           "step2_multiclient/server", "step2_multiclient/server_fork", "step2_multiclient/client",
+          "step3_tls/server", "step3_tls/client", "step3_tls/certs/ca.key",
           "build/g++/common/net.o"}) {
         INFO(path);
         CHECK(shell("git -C " + kRoot + " check-ignore -q " + path) == 0);
@@ -94,8 +100,11 @@ TEST_CASE("build: the root-level symlinks and the built binaries are git-ignored
 TEST_CASE(
     "build: `cd step1_echo && make && ./server` — the same from inside a stage; `make test` "
     "there runs that stage's tests") {
-    for (const auto& [dir, suite] :
-         {std::pair{"step1_echo", "test-step1"}, std::pair{"step2_multiclient", "test-step2"}}) {
+    for (const auto& stage :
+         {std::pair{"step1_echo", "test-step1"}, std::pair{"step2_multiclient", "test-step2"},
+          std::pair{"step3_tls", "test-step3"}}) {
+        const std::string dir = stage.first, suite = stage.second;
+        if (!fs::exists(kRoot + "/" + dir)) continue;  // a stage not in this checkout
         INFO(dir);
         std::string out;
         CHECK(shell("cd " + kRoot + "/" + dir + " && make -s >/dev/null && ./server --help", &out,

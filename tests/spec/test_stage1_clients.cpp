@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <string>
+#include <vector>
 
 #include "spec.hpp"
 
@@ -58,7 +59,7 @@ TEST_CASE(
 }
 
 TEST_CASE("clients: -h/--help prints usage on stdout and exits 0; bad usage exits 2 on stderr") {
-    for (const auto& client : every_plain_client()) {
+    for (const auto& client : every_client()) {
         INFO(client);
         Child help(with_binary(client, {"--help"}));
         const std::string out = help.out().until_eof();
@@ -80,7 +81,7 @@ TEST_CASE(
     "details: clients of every stage: connection refused is one line on stderr and exit 1 "
     "(IPv4, IPv6, a name)") {
     const std::string port = std::to_string(free_port());
-    for (const auto& client : every_plain_client()) {
+    for (const auto& client : every_client()) {
         for (const char* host : {"127.0.0.1", "::1", "localhost"}) {
             INFO(client << " " << host);
             Child c(with_binary(client, {host, port}));
@@ -101,7 +102,8 @@ TEST_CASE(
         {kEcho, "step1_echo/client"},
         {kRelay, "step2_multiclient/client"},
     };
-    for (const auto& [server, client] : pairs) {
+    for (const auto& pair : pairs) {
+        const std::string server = pair.first, client = pair.second;
         INFO(client);
         Server s = start_server(server);
         Child c(with_binary(client, {"127.0.0.1", std::to_string(s.port)}),
@@ -131,9 +133,12 @@ TEST_CASE("stage 2 client: at stdin EOF it half-closes and exits 0 after the ser
 }
 
 TEST_CASE("clients: `client [HOST [PORT]]` defaults to localhost and the stage port") {
-    const std::pair<const char*, int> clients[] = {{"step1_echo/client", 7001},
-                                                   {"step2_multiclient/client", 7002}};
-    for (const auto& [client, port] : clients) {
+    std::vector<std::pair<std::string, int>> clients = {{"step1_echo/client", 7001},
+                                                        {"step2_multiclient/client", 7002}};
+    if (every_client().size() > 2) clients.push_back({"step3_tls/client", 7003});
+    for (const auto& entry : clients) {
+        const std::string client = entry.first;
+        const int port = entry.second;
         INFO(client);
         if (is_listening(port)) {
             MESSAGE("port " << port << " is in use here: cannot check the default");

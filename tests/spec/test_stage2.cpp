@@ -139,7 +139,8 @@ TEST_CASE("chat: an unknown command is reported by its word alone (`/foo`, whate
             {"//x y", "//x"},
             {"/foo\r", "/foo"},  // CRLF: the '\r' is dropped before anything else
         };
-    for (const auto& [line, word] : cases) {
+    for (const auto& c : cases) {
+        const std::string line = c.first, word = c.second;
         INFO(line);
         a->send(std::string(line) + "\n");
         CHECK(a->line() == "* error: unknown command " + std::string(word));

@@ -21,7 +21,7 @@ STAGES := $(foreach s,step1 step2 step3,$(if $(wildcard $(STAGE_$(s))/Makefile),
 
 # Which suites `make test-stepN` runs.
 SUITES_step1 := $(filter unit step1,$(ALL_SUITES))
-SUITES_step2 := $(filter step2,$(ALL_SUITES))
+SUITES_step2 := $(filter step2 step2epoll,$(ALL_SUITES))
 SUITES_step3 := $(filter step3,$(ALL_SUITES))
 
 .PHONY: all help test clean certs $(STAGES) $(addprefix build-,$(STAGES)) $(addprefix test-,$(STAGES)) \

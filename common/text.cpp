@@ -35,27 +35,73 @@ std::string LineFramer::take_rest() {
     return rest;
 }
 
+namespace {
+
+// Length of the well-formed UTF-8 sequence at the start of `t` (RFC 3629:
+// no overlong forms, no surrogates, nothing above U+10FFFF), or 0 if the
+// first byte does not start one.
+std::size_t utf8_length(std::string_view t) {
+    auto byte = [&](std::size_t k) { return static_cast<unsigned char>(t[k]); };
+    const unsigned char c = byte(0);
+    std::size_t n = 0;
+    unsigned char lo = 0x80, hi = 0xbf;  // the allowed range of the second byte
+    if (c >= 0xc2 && c <= 0xdf) {
+        n = 2;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        n = 3;
+        if (c == 0xe0) lo = 0xa0;  // overlong
+        if (c == 0xed) hi = 0x9f;  // UTF-16 surrogates
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        n = 4;
+        if (c == 0xf0) lo = 0x90;  // overlong
+        if (c == 0xf4) hi = 0x8f;  // above U+10FFFF
+    } else {
+        return 0;
+    }
+    if (t.size() < n || byte(1) < lo || byte(1) > hi) return 0;
+    for (std::size_t k = 2; k < n; ++k) {
+        if (byte(k) < 0x80 || byte(k) > 0xbf) return 0;
+    }
+    return n;
+}
+
+}  // namespace
+
 std::string escape_controls(std::string_view text) {
     static const char hex[] = "0123456789abcdef";
     std::string out;
     out.reserve(text.size());
-    auto escape = [&](unsigned char c) {
+    auto escape = [&](char ch) {
+        const auto c = static_cast<unsigned char>(ch);
         out += "\\x";
         out += hex[c >> 4];
         out += hex[c & 0xf];
     };
-    for (std::size_t i = 0; i < text.size(); ++i) {
+    for (std::size_t i = 0; i < text.size();) {
         const auto c = static_cast<unsigned char>(text[i]);
-        if ((c < 0x20 && c != '\t') || c == 0x7f) {
-            escape(c);
-        } else if (c == 0xc2 && i + 1 < text.size() &&
-                   static_cast<unsigned char>(text[i + 1]) >= 0x80 &&
-                   static_cast<unsigned char>(text[i + 1]) <= 0x9f) {
-            // U+0080..U+009F: C1 controls (U+009B is a one-byte CSI).
-            escape(c);
-            escape(static_cast<unsigned char>(text[++i]));
+        if (c < 0x80) {
+            if ((c < 0x20 && c != '\t') || c == 0x7f) {
+                escape(text[i]);
+            } else {
+                out += text[i];
+            }
+            ++i;
+            continue;
+        }
+        const std::size_t n = utf8_length(text.substr(i));
+        const bool c1_control =
+            n == 2 && c == 0xc2 && static_cast<unsigned char>(text[i + 1]) <= 0x9f;
+        if (n == 0 || c1_control) {
+            // A C1 control (U+0080-U+009F; U+009B is CSI), or a byte that is
+            // not UTF-8 at all: a lone 0x9b is CSI to a terminal set to
+            // Latin-1. Either way it is shown, not obeyed.
+            const std::size_t len = n == 0 ? 1 : n;
+            for (std::size_t k = 0; k < len; ++k)
+                escape(text[i + k]);
+            i += len;
         } else {
-            out += static_cast<char>(c);
+            out.append(text.substr(i, n));  // a printable character: as it is
+            i += n;
         }
     }
     return out;

@@ -47,8 +47,9 @@ class LineFramer {
 };
 
 // `text` with every control byte except tab (0x00-0x1f, 0x7f, and the C1
-// controls U+0080-U+009F in their UTF-8 form) written as "\xNN", so that text
-// from a peer cannot move the cursor, recolour or retitle a terminal.
+// controls U+0080-U+009F in their UTF-8 form) and every byte that is not part
+// of well-formed UTF-8 written as "\xNN", so that text from a peer cannot
+// move the cursor, recolour or retitle a terminal, whatever its encoding.
 std::string escape_controls(std::string_view text);
 
 }  // namespace common

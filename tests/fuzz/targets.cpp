@@ -58,17 +58,31 @@ Expected model(std::string_view stream, std::size_t max_line) {
     }
 }
 
-// What the clients print must not drive a terminal: below 0x20 only tab,
-// no DEL, no C1 control (U+0080-U+009F, "\xc2\x80".."\xc2\x9f" in UTF-8).
+// What the clients print must not drive a terminal: below 0x20 only tab, no
+// DEL, and above 0x7f only well-formed UTF-8 that is no C1 control
+// (U+0080-U+009F): decoded here independently of escape_controls.
 void require_inert(std::string_view printed) {
-    for (std::size_t i = 0; i < printed.size(); ++i) {
+    for (std::size_t i = 0; i < printed.size();) {
         const auto c = static_cast<unsigned char>(printed[i]);
-        require(c >= 0x20 || c == '\t', "escape_controls left a control byte");
-        require(c != 0x7f, "escape_controls left DEL");
-        if (c == 0xc2 && i + 1 < printed.size()) {
-            const auto next = static_cast<unsigned char>(printed[i + 1]);
-            require(next < 0x80 || next > 0x9f, "escape_controls left a C1 control");
+        if (c < 0x80) {
+            require(c >= 0x20 || c == '\t', "escape_controls left a control byte");
+            require(c != 0x7f, "escape_controls left DEL");
+            ++i;
+            continue;
         }
+        const std::size_t n = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 0;
+        require(n != 0 && i + n <= printed.size(), "escape_controls left a byte that is not UTF-8");
+        std::uint32_t code = c & (0x7f >> n);
+        for (std::size_t k = 1; k < n; ++k) {
+            const auto next = static_cast<unsigned char>(printed[i + k]);
+            require((next & 0xc0) == 0x80, "escape_controls left a byte that is not UTF-8");
+            code = (code << 6) | (next & 0x3f);
+        }
+        static const std::uint32_t smallest[] = {0, 0, 0x80, 0x800, 0x10000};
+        require(code >= smallest[n] && code <= 0x10ffff && (code < 0xd800 || code > 0xdfff),
+                "escape_controls left malformed UTF-8");
+        require(code > 0x9f, "escape_controls left a C1 control");
+        i += n;
     }
 }
 

@@ -82,3 +82,15 @@ TEST_CASE("escape_controls: control bytes become \\xNN, tab and text stay") {
                                   "2J") == "\\xc2\\x9b2J");    // C1 CSI
     CHECK(common::escape_controls("\xc2\xa0") == "\xc2\xa0");  // NBSP is text
 }
+
+TEST_CASE("escape_controls: bytes that are not UTF-8 are shown, never passed to the terminal") {
+    // A lone 0x9b is CSI to a terminal set to Latin-1.
+    CHECK(common::escape_controls("\x9b"
+                                  "2J") == "\\x9b2J");
+    CHECK(common::escape_controls("\xff\xfe") == "\\xff\\xfe");
+    CHECK(common::escape_controls("\xc3") == "\\xc3");                             // cut short
+    CHECK(common::escape_controls("\xc0\xaf") == "\\xc0\\xaf");                    // overlong '/'
+    CHECK(common::escape_controls("\xed\xa0\x80") == "\\xed\\xa0\\x80");           // a surrogate
+    CHECK(common::escape_controls("\xf0\x9f\x98\x80!") == "\xf0\x9f\x98\x80!");    // U+1F600
+    CHECK(common::escape_controls("\xf4\x90\x80\x80") == "\\xf4\\x90\\x80\\x80");  // > U+10FFFF
+}

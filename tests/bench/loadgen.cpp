@@ -1,0 +1,1091 @@
+// tests/bench/loadgen.cpp: the load generator behind `make bench`.
+//
+// One process, one epoll loop, any number of connections (plain TCP or TLS).
+// Every scenario is bounded in time and prints one line of key=value pairs:
+//
+//   loadgen echo-rtt   PORT [--conns N] [--rounds M] [--bytes B]
+//       N connections each do M round trips of B bytes: round trips/s, p50/p99
+//   loadgen echo-bulk  PORT [--mbytes X]
+//       one stream written and read at the same time: MB/s, content verified
+//   loadgen relay      PORT [--clients N] [--lines M] [--bytes B] [--idle I]
+//                      [--private | --commands]
+//       N chat clients each send M lines; every delivery is checked: lost,
+//       duplicated, out of order and corrupt counts (all must be 0). Lines
+//       go to everyone, or with --private as /msg to one other active client,
+//       or with --commands as an unknown command answered to its sender only
+//       (chat-core work independent of the number of clients). --idle I more
+//       clients join and only listen.
+//   loadgen handshakes PORT --tls [--count N]
+//       full TLS handshakes (no resumption): handshakes/s
+//   loadgen idle       PORT [--clients N] [--hold S]
+//       hold N connections: the server's memory per connection, its idle CPU
+//
+// On a 2-core machine the load generator saturates before a good server does,
+// so with --server-pid PID every scenario also reports the server's own CPU
+// (utime+stime, read as ns from /proc/PID/schedstat; of the whole process tree,
+// so socat's and ncat's per-connection children count) per unit of work, and
+// its resident memory. That is the figure to compare.
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <dirent.h>
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <memory>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "../../common/error.hpp"
+#include "../../common/fd.hpp"
+#include "../../common/net.hpp"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+Clock::time_point after_seconds(double s) {
+    return Clock::now() +
+           std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s));
+}
+
+double seconds_since(Clock::time_point t) {
+    return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+// ---------------------------------------------------------------------------
+// Options
+
+struct Options {
+    std::string scenario;
+    std::string host = "127.0.0.1";
+    int port = 0;
+    pid_t server_pid = 0;
+    double time_limit = 30;  // seconds, for the whole run
+    bool tls = false;
+    int conns = 1;           // echo-rtt
+    long rounds = 1000;      // echo-rtt
+    std::size_t bytes = 64;  // echo-rtt message, relay line (with its \n)
+    long mbytes = 64;        // echo-bulk
+    int clients = 10;        // relay, idle: active clients
+    int idle = 0;            // relay: extra clients that only listen
+    long lines = 100;        // relay: lines per active client
+    long batch = 10;         // relay: lines per client per round
+    bool private_msgs = false;
+    bool commands = false;  // relay: each line is an unknown command, answered to its sender
+    std::string welcome = "* welcome ";  // relay: the line that says "joined"; "" = none
+    long count = 200;                    // handshakes
+    int parallel = 4;                    // handshakes in flight
+    double hold = 1;                     // idle: seconds to hold
+    int sources = 8;                     // 127.0.0.x source addresses to spread over
+    int window = 100;                    // relay, idle: connections joining at once
+};
+
+[[noreturn]] void usage(const char* why) {
+    std::fprintf(
+        stderr,
+        "loadgen: %s\n"
+        "usage: loadgen echo-rtt|echo-bulk|relay|handshakes|idle PORT [options]\n"
+        "  --host H --server-pid PID --time-limit S --tls --conns N --rounds M\n"
+        "  --bytes B --mbytes X --clients N --idle I --lines M --batch K --private --commands\n"
+        "  --welcome PREFIX --count N --parallel K --hold S --sources K --window K\n",
+        why);
+    std::exit(2);
+}
+
+template <typename T>
+T number(std::string_view name, const char* text) {
+    T value{};
+    std::string_view s(text);
+    if constexpr (std::is_floating_point_v<T>) {
+        try {
+            std::size_t used = 0;
+            value = static_cast<T>(std::stod(std::string(s), &used));
+            if (used != s.size()) throw std::invalid_argument("trailing");
+        } catch (const std::exception&) {
+            usage((std::string(name) + ": not a number: " + text).c_str());
+        }
+    } else {
+        auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), value);
+        if (ec != std::errc() || end != s.data() + s.size() || value < 0)
+            usage((std::string(name) + ": not a count: " + text).c_str());
+    }
+    return value;
+}
+
+Options parse(int argc, char** argv) {
+    if (argc < 3) usage("need a scenario and a port");
+    Options o;
+    o.scenario = argv[1];
+    o.port = number<int>("PORT", argv[2]);
+    for (int i = 3; i < argc; ++i) {
+        const std::string_view a = argv[i];
+        auto arg = [&]() -> const char* {
+            if (i + 1 >= argc) usage((std::string(a) + " needs a value").c_str());
+            return argv[++i];
+        };
+        if (a == "--host")
+            o.host = arg();
+        else if (a == "--server-pid")
+            o.server_pid = number<pid_t>(a, arg());
+        else if (a == "--time-limit")
+            o.time_limit = number<double>(a, arg());
+        else if (a == "--tls")
+            o.tls = true;
+        else if (a == "--conns")
+            o.conns = number<int>(a, arg());
+        else if (a == "--rounds")
+            o.rounds = number<long>(a, arg());
+        else if (a == "--bytes")
+            o.bytes = number<std::size_t>(a, arg());
+        else if (a == "--mbytes")
+            o.mbytes = number<long>(a, arg());
+        else if (a == "--clients")
+            o.clients = number<int>(a, arg());
+        else if (a == "--idle")
+            o.idle = number<int>(a, arg());
+        else if (a == "--lines")
+            o.lines = number<long>(a, arg());
+        else if (a == "--batch")
+            o.batch = number<long>(a, arg());
+        else if (a == "--private")
+            o.private_msgs = true;
+        else if (a == "--commands")
+            o.private_msgs = o.commands = true;
+        else if (a == "--welcome")
+            o.welcome = arg();
+        else if (a == "--count")
+            o.count = number<long>(a, arg());
+        else if (a == "--parallel")
+            o.parallel = number<int>(a, arg());
+        else if (a == "--hold")
+            o.hold = number<double>(a, arg());
+        else if (a == "--sources")
+            o.sources = number<int>(a, arg());
+        else if (a == "--window")
+            o.window = number<int>(a, arg());
+        else
+            usage((std::string("unknown option ") + std::string(a)).c_str());
+    }
+    if (o.port <= 0 || o.port > 65535) usage("PORT out of range");
+    if (o.bytes < 16 && o.scenario == "relay") usage("--bytes: at least 16 for relay lines");
+    if (o.bytes == 0 || o.conns == 0 || o.batch == 0 || o.parallel == 0 || o.sources == 0 ||
+        o.window == 0)
+        usage("counts must be positive");
+    return o;
+}
+
+// ---------------------------------------------------------------------------
+// The server's CPU and memory, from /proc.
+
+struct Usage {
+    double cpu_s = 0;  // the tree's run time, reaped children included
+    long rss_kb = 0;   // the tree's resident memory
+    int procs = 0;
+};
+
+std::string slurp(const std::string& path) {
+    std::ifstream in(path);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+// Fields of /proc/PID/stat after the command name (which may hold spaces):
+// index 0 is field 3 (state), so field N is at N - 3.
+std::vector<std::string> stat_fields(pid_t pid) {
+    const std::string s = slurp("/proc/" + std::to_string(pid) + "/stat");
+    std::vector<std::string> f;
+    const auto close = s.rfind(')');
+    if (close == std::string::npos) return f;
+    std::istringstream rest(s.substr(close + 2));
+    for (std::string w; rest >> w;)
+        f.push_back(w);
+    return f;
+}
+
+Usage sample_tree(pid_t root) {
+    Usage u;
+    if (root <= 0) return u;
+    static const double tick = static_cast<double>(sysconf(_SC_CLK_TCK));
+    static const long page_kb = sysconf(_SC_PAGESIZE) / 1024;
+    // Who is whose parent: the server and everything it forked.
+    std::multimap<pid_t, pid_t> children;
+    if (DIR* d = opendir("/proc")) {
+        while (dirent* e = readdir(d)) {
+            if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+            const pid_t pid = std::atoi(e->d_name);
+            const auto f = stat_fields(pid);
+            if (f.size() > 1) children.emplace(std::atoi(f[1].c_str()), pid);
+        }
+        closedir(d);
+    }
+    std::vector<pid_t> todo{root};
+    while (!todo.empty()) {
+        const pid_t pid = todo.back();
+        todo.pop_back();
+        const auto f = stat_fields(pid);
+        if (f.size() < 22) continue;  // gone meanwhile
+        ++u.procs;
+        // schedstat's first field is utime+stime in ns; stat has it in ticks.
+        std::istringstream sched(slurp("/proc/" + std::to_string(pid) + "/schedstat"));
+        double run_ns = -1;
+        if (!(sched >> run_ns))
+            run_ns = (std::atof(f[11].c_str()) + std::atof(f[12].c_str())) / tick * 1e9;
+        // cutime+cstime: children that have exited and been waited for.
+        u.cpu_s += run_ns / 1e9 + (std::atof(f[13].c_str()) + std::atof(f[14].c_str())) / tick;
+        u.rss_kb += std::atol(f[21].c_str()) * page_kb;
+        auto [b, e] = children.equal_range(pid);
+        for (auto it = b; it != e; ++it)
+            todo.push_back(it->second);
+    }
+    return u;
+}
+
+// ---------------------------------------------------------------------------
+// TLS
+
+struct SslCtxFree {
+    void operator()(SSL_CTX* c) const { SSL_CTX_free(c); }
+};
+struct SslFree {
+    void operator()(SSL* s) const { SSL_free(s); }
+};
+
+std::unique_ptr<SSL_CTX, SslCtxFree> make_client_ctx() {
+    std::unique_ptr<SSL_CTX, SslCtxFree> ctx(SSL_CTX_new(TLS_client_method()));
+    if (!ctx) throw std::runtime_error("SSL_CTX_new failed");
+    SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
+    // A benchmark measures the server's work, so we do not verify (that is
+    // the stage 3 client's job), and every handshake is a full one.
+    SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_NONE, nullptr);
+    SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_options(ctx.get(), SSL_OP_NO_TICKET);
+    SSL_CTX_set_mode(ctx.get(), SSL_MODE_ENABLE_PARTIAL_WRITE |
+                                    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
+    return ctx;
+}
+
+// ---------------------------------------------------------------------------
+// Connections and the event loop
+
+struct Conn {
+    int id = 0;
+    std::size_t slot = 0;  // index in Net's table, and the epoll cookie
+    common::Fd fd;
+    std::unique_ptr<SSL, SslFree> ssl;
+    bool connecting = true;    // TCP handshake under way
+    bool handshaking = false;  // TLS handshake under way
+    bool open = false;         // ready for data
+    bool closed = false;       // EOF or error seen
+    bool want_out = false;     // EPOLLOUT registered
+    bool ssl_wants_write = false;
+    std::string in;   // received, not yet consumed
+    std::string out;  // to send
+    std::size_t out_off = 0;
+    std::uint64_t bytes_in = 0;
+    Clock::time_point started;
+};
+
+class Net {
+  public:
+    explicit Net(const Options& o) : opt_(o), epoll_(::epoll_create1(EPOLL_CLOEXEC)) {
+        common::check(epoll_.get(), "epoll_create1");
+        if (o.tls) ctx_ = make_client_ctx();
+        const auto addrs = common::resolve(o.host, std::to_string(o.port), false);
+        addr_ = addrs.front();
+        // Spread many connections over several loopback source addresses so
+        // 10,000 of them (and their TIME_WAIT leftovers) never run out of ports.
+        spread_ = addr_.family == AF_INET && o.host.rfind("127.", 0) == 0;
+    }
+
+    std::function<void(Conn&)> on_open;   // connected (and TLS handshake done)
+    std::function<void(Conn&)> on_data;   // c.in grew
+    std::function<void(Conn&)> on_close;  // EOF or error
+    std::uint64_t connect_errors = 0;
+
+    Conn& open(int id) {
+        auto c = std::make_unique<Conn>();
+        c->id = id;
+        c->started = Clock::now();
+        c->fd.reset(::socket(addr_.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+        common::check(c->fd.get(), "socket");
+        const int on = 1;
+        ::setsockopt(c->fd.get(), IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+        if (spread_ && opt_.sources > 1) {
+            ::setsockopt(c->fd.get(), IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &on, sizeof on);
+            sockaddr_in src{};
+            src.sin_family = AF_INET;
+            src.sin_addr.s_addr = htonl(0x7f000001u + static_cast<unsigned>(id % opt_.sources));
+            common::check(::bind(c->fd.get(), reinterpret_cast<sockaddr*>(&src), sizeof src),
+                          "bind", "127.0.0.x");
+        }
+        if (::connect(c->fd.get(), addr_.sa(), addr_.length) < 0 && errno != EINPROGRESS)
+            common::throw_errno("connect", common::format_address(addr_));
+        const std::size_t slot = slot_for(std::move(c));
+        conns_[slot]->slot = slot;
+        epoll_event ev{};
+        ev.events = EPOLLIN | EPOLLOUT;
+        ev.data.u64 = slot;
+        conns_[slot]->want_out = true;
+        common::check(::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, conns_[slot]->fd.get(), &ev),
+                      "epoll_ctl", "ADD");
+        return *conns_[slot];
+    }
+
+    void send(Conn& c, std::string_view data) {
+        c.out.append(data);
+        flush(c);
+    }
+
+    // Close and forget a connection.
+    // (Deferred to the end of the wake-up: a callback may drop its own Conn.)
+    void drop(Conn& c) {
+        if (!c.closed) {
+            c.closed = true;
+            ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, c.fd.get(), nullptr);
+        }
+        dead_.push_back(c.slot);
+    }
+    void bury() {
+        for (const std::size_t s : dead_) {
+            conns_[s].reset();  // closes the descriptor
+            free_.push_back(s);
+        }
+        dead_.clear();
+    }
+
+    // Every live connection.
+    template <typename F>
+    void each(F f) {
+        for (auto& p : conns_)
+            if (p) f(*p);
+    }
+
+    // Send close_notify (TLS) and FIN; the connection stays until EOF.
+    void shutdown(Conn& c) {
+        if (c.ssl) SSL_shutdown(c.ssl.get());
+        ::shutdown(c.fd.get(), SHUT_WR);
+    }
+
+    // Run the loop until done() or the deadline; false on the deadline.
+    bool run(const std::function<bool()>& done, Clock::time_point deadline) {
+        std::vector<epoll_event> events(1024);
+        while (!done()) {
+            const auto left =
+                std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now())
+                    .count();
+            if (left <= 0) {
+                bury();
+                return false;
+            }
+            const int n = ::epoll_wait(epoll_.get(), events.data(), static_cast<int>(events.size()),
+                                       static_cast<int>(std::min<long>(left, 50)));
+            if (n < 0) {
+                if (errno == EINTR) continue;
+                common::throw_errno("epoll_wait");
+            }
+            for (int i = 0; i < n; ++i) {
+                Conn* c = conns_[events[i].data.u64].get();
+                if (c == nullptr) continue;
+                handle(*c, events[i].events);
+            }
+            bury();
+            if (idle_hook) idle_hook();
+        }
+        bury();
+        return true;
+    }
+    std::function<void()> idle_hook;  // after every wake-up
+
+    std::size_t live() const {
+        return static_cast<std::size_t>(
+            std::count_if(conns_.begin(), conns_.end(), [](auto& p) { return p != nullptr; }));
+    }
+
+  private:
+    std::size_t slot_for(std::unique_ptr<Conn> c) {
+        if (!free_.empty()) {
+            const std::size_t s = free_.back();
+            free_.pop_back();
+            conns_[s] = std::move(c);
+            return s;
+        }
+        conns_.push_back(std::move(c));
+        return conns_.size() - 1;
+    }
+
+    void watch_out(Conn& c, bool on) {
+        if (c.want_out == on || c.closed) return;
+        c.want_out = on;
+        epoll_event ev{};
+        ev.events = EPOLLIN | (on ? EPOLLOUT : 0u);
+        ev.data.u64 = c.slot;
+        ::epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, c.fd.get(), &ev);
+    }
+
+    void fail(Conn& c) {
+        if (c.closed) return;
+        c.closed = true;
+        ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, c.fd.get(), nullptr);
+        if (on_close) on_close(c);
+    }
+
+    void handle(Conn& c, std::uint32_t events) {
+        if (c.connecting) {
+            int err = 0;
+            socklen_t len = sizeof err;
+            ::getsockopt(c.fd.get(), SOL_SOCKET, SO_ERROR, &err, &len);
+            if (err != 0) {
+                ++connect_errors;
+                fail(c);
+                return;
+            }
+            if ((events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) == 0) return;
+            c.connecting = false;
+            if (ctx_) {
+                c.ssl.reset(SSL_new(ctx_.get()));
+                SSL_set_fd(c.ssl.get(), c.fd.get());
+                SSL_set_connect_state(c.ssl.get());
+                c.handshaking = true;
+            } else {
+                became_open(c);
+                if (c.closed) return;
+            }
+        }
+        if (c.handshaking) {
+            ERR_clear_error();
+            const int r = SSL_do_handshake(c.ssl.get());
+            if (r == 1) {
+                c.handshaking = false;
+                became_open(c);
+                if (c.closed) return;
+            } else {
+                const int e = SSL_get_error(c.ssl.get(), r);
+                if (e == SSL_ERROR_WANT_READ)
+                    watch_out(c, false);
+                else if (e == SSL_ERROR_WANT_WRITE)
+                    watch_out(c, true);
+                else {
+                    ++connect_errors;
+                    fail(c);
+                }
+                return;
+            }
+        }
+        if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) read_some(c);
+        if (!c.closed) flush(c);
+    }
+
+    void became_open(Conn& c) {
+        c.open = true;
+        watch_out(c, false);
+        if (on_open) on_open(c);
+    }
+
+    void read_some(Conn& c) {
+        char buf[64 * 1024];
+        const std::size_t before = c.in.size();
+        bool eof = false;
+        for (int round = 0; round < 16; ++round) {
+            ssize_t got;
+            if (c.ssl) {
+                ERR_clear_error();
+                got = SSL_read(c.ssl.get(), buf, sizeof buf);
+                if (got <= 0) {
+                    const int e = SSL_get_error(c.ssl.get(), static_cast<int>(got));
+                    if (e == SSL_ERROR_WANT_READ) break;
+                    if (e == SSL_ERROR_WANT_WRITE) {
+                        c.ssl_wants_write = true;
+                        watch_out(c, true);
+                        break;
+                    }
+                    eof = true;
+                    break;
+                }
+            } else {
+                got = ::recv(c.fd.get(), buf, sizeof buf, 0);
+                if (got < 0 && common::is_transient(errno)) break;
+                if (got <= 0) {
+                    eof = true;
+                    break;
+                }
+            }
+            c.in.append(buf, static_cast<std::size_t>(got));
+            c.bytes_in += static_cast<std::uint64_t>(got);
+            if (static_cast<std::size_t>(got) < sizeof buf && !c.ssl) break;
+        }
+        if (c.in.size() > before && on_data) on_data(c);
+        if (eof && !c.closed) fail(c);
+    }
+
+  public:
+    void flush(Conn& c) {
+        if (!c.open || c.closed) return;
+        while (c.out_off < c.out.size()) {
+            const std::size_t len = std::min<std::size_t>(c.out.size() - c.out_off, 1 << 20);
+            ssize_t n;
+            if (c.ssl) {
+                ERR_clear_error();
+                n = SSL_write(c.ssl.get(), c.out.data() + c.out_off, static_cast<int>(len));
+                if (n <= 0) {
+                    const int e = SSL_get_error(c.ssl.get(), static_cast<int>(n));
+                    if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
+                        watch_out(c, e == SSL_ERROR_WANT_WRITE);
+                        return;
+                    }
+                    fail(c);
+                    return;
+                }
+            } else {
+                n = ::send(c.fd.get(), c.out.data() + c.out_off, len, MSG_NOSIGNAL);
+                if (n < 0) {
+                    if (common::is_transient(errno)) {
+                        watch_out(c, true);
+                        return;
+                    }
+                    fail(c);
+                    return;
+                }
+            }
+            c.out_off += static_cast<std::size_t>(n);
+        }
+        c.out.clear();
+        c.out_off = 0;
+        if (!c.ssl_wants_write) watch_out(c, false);
+    }
+
+  private:
+    const Options& opt_;
+    common::Fd epoll_;
+    std::unique_ptr<SSL_CTX, SslCtxFree> ctx_;
+    common::Address addr_;
+    bool spread_ = false;
+    std::vector<std::unique_ptr<Conn>> conns_;
+    std::vector<std::size_t> free_;
+    std::vector<std::size_t> dead_;
+};
+
+// ---------------------------------------------------------------------------
+// Reporting
+
+struct Report {
+    std::vector<std::pair<std::string, std::string>> kv;
+    template <typename T>
+    void add(const std::string& k, T v) {
+        std::ostringstream s;
+        if constexpr (std::is_floating_point_v<T>) {
+            s.setf(std::ios::fixed);
+            s.precision(v != 0 && v < 10 && v > -10 ? 3 : 1);
+        }
+        s << v;
+        kv.emplace_back(k, s.str());
+    }
+    void print() const {
+        std::string line;
+        for (const auto& [k, v] : kv)
+            line += (line.empty() ? "" : " ") + k + "=" + v;
+        std::printf("%s\n", line.c_str());
+        std::fflush(stdout);
+    }
+};
+
+double percentile(std::vector<double>& v, double p) {
+    if (v.empty()) return 0;
+    const auto k = static_cast<std::size_t>(p * static_cast<double>(v.size() - 1));
+    std::nth_element(v.begin(), v.begin() + static_cast<long>(k), v.end());
+    return v[k];
+}
+
+// A byte pattern with a prime period, so any offset can be produced and
+// checked with one memcmp against a precomputed buffer.
+constexpr std::size_t kPeriod = 65521;
+const std::string& pattern() {
+    static const std::string p = [] {
+        std::string s(kPeriod + 1024 * 1024, '\0');
+        std::uint32_t x = 2463534242u;
+        for (std::size_t i = 0; i < kPeriod; ++i) {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            s[i] = static_cast<char>(x);
+        }
+        for (std::size_t i = kPeriod; i < s.size(); ++i)
+            s[i] = s[i - kPeriod];
+        return s;
+    }();
+    return p;
+}
+std::string_view pattern_at(std::uint64_t offset, std::size_t len) {
+    return std::string_view(pattern()).substr(offset % kPeriod, len);
+}
+
+// ---------------------------------------------------------------------------
+// Scenarios
+
+// Measure the server around a piece of work: CPU and memory are read while
+// the connections are still open, so per-connection children (socat, ncat
+// --sh-exec) are alive and counted (ncat ignores SIGCHLD, and the time of a
+// child reaped that way never reaches its parent's cutime).
+struct Measure {
+    pid_t pid;
+    Usage before;
+    Usage during;
+    Clock::time_point t0;
+    explicit Measure(pid_t p) : pid(p), before(sample_tree(p)), t0(Clock::now()) {}
+    double elapsed() const { return seconds_since(t0); }
+    // Server CPU seconds over the window; call once the work is done.
+    double finish() {
+        during = sample_tree(pid);
+        return during.cpu_s - before.cpu_s;
+    }
+};
+
+void add_server(Report& r, const Options& o, double cpu_s, const Measure& m) {
+    if (o.server_pid <= 0) return;
+    r.add("server_cpu_s", cpu_s);
+    r.add("server_rss_kb", m.during.rss_kb);
+    r.add("server_procs", m.during.procs);
+}
+
+// N connections, each M round trips of B bytes, one outstanding at a time.
+int echo_rtt(const Options& o) {
+    Net net(o);
+    const auto deadline = after_seconds(o.time_limit);
+    struct State {
+        long done = 0;
+        std::uint64_t offset = 0;
+        Clock::time_point sent;
+    };
+    std::vector<State> st(static_cast<std::size_t>(o.conns));
+    std::vector<double> lat;
+    lat.reserve(static_cast<std::size_t>(std::min<long>(o.rounds * o.conns, 10'000'000)));
+    long open = 0, failed = 0, finished = 0, bad = 0;
+    auto send_round = [&](Conn& c) {
+        State& s = st[static_cast<std::size_t>(c.id)];
+        s.sent = Clock::now();
+        net.send(c, pattern_at(s.offset, o.bytes));
+    };
+    net.on_open = [&](Conn&) { ++open; };
+    net.on_data = [&](Conn& c) {
+        State& s = st[static_cast<std::size_t>(c.id)];
+        if (c.in.size() < o.bytes) return;
+        if (c.in.size() > o.bytes || c.in != pattern_at(s.offset, o.bytes)) ++bad;
+        c.in.clear();
+        lat.push_back(std::chrono::duration<double, std::micro>(Clock::now() - s.sent).count());
+        s.offset += o.bytes;
+        if (++s.done < o.rounds)
+            send_round(c);
+        else
+            ++finished;
+    };
+    net.on_close = [&](Conn& c) {
+        if (!c.open)
+            ++failed;
+        else
+            ++finished;
+    };
+    for (int i = 0; i < o.conns; ++i)
+        net.open(i);
+    net.run([&] { return open + failed >= o.conns; }, deadline);
+    if (open == 0) throw std::runtime_error("no connection could be opened");
+
+    Measure m(o.server_pid);
+    net.each([&](Conn& c) {
+        if (c.open && !c.closed) send_round(c);
+    });
+    const bool complete = net.run([&] { return finished >= open; }, deadline);
+    const double elapsed = m.elapsed();
+    const double cpu = m.finish();
+
+    const auto n = static_cast<double>(lat.size());
+    Report r;
+    r.add("scenario", std::string("echo-rtt"));
+    r.add("conns", open);
+    r.add("bytes", o.bytes);
+    r.add("round_trips", lat.size());
+    r.add("rt_per_s", n / elapsed);
+    r.add("p50_us", percentile(lat, 0.50));
+    r.add("p99_us", percentile(lat, 0.99));
+    r.add("bad", bad);
+    r.add("complete", complete ? 1 : 0);
+    add_server(r, o, cpu, m);
+    if (o.server_pid > 0 && n > 0) r.add("server_us_per_rt", cpu * 1e6 / n);
+    r.print();
+    return bad == 0 ? 0 : 1;
+}
+
+// One connection: write X MiB and read the echo at the same time, checking
+// every byte. Plain TCP only, and straight from the pattern buffer to the
+// socket and back, so the load generator copies as little as the server.
+int echo_bulk(const Options& o) {
+    const auto deadline = after_seconds(o.time_limit);
+    const auto addr = common::resolve(o.host, std::to_string(o.port), false).front();
+    common::Fd fd(::socket(addr.family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    common::check(fd.get(), "socket");
+    common::check(::connect(fd.get(), addr.sa(), addr.length), "connect",
+                  common::format_address(addr));
+    common::set_nonblocking(fd.get());
+    common::Fd ep(::epoll_create1(EPOLL_CLOEXEC));
+    common::check(ep.get(), "epoll_create1");
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLOUT;
+    common::check(::epoll_ctl(ep.get(), EPOLL_CTL_ADD, fd.get(), &ev), "epoll_ctl");
+
+    const std::uint64_t total = static_cast<std::uint64_t>(o.mbytes) << 20;
+    std::uint64_t sent = 0, received = 0, bad = 0;
+    bool eof = false, writing = true;
+    std::vector<char> buf(256 * 1024);
+    Measure m(o.server_pid);
+    while (received < total && !eof && Clock::now() < deadline) {
+        epoll_event got{};
+        if (::epoll_wait(ep.get(), &got, 1, 50) <= 0) continue;
+        if ((got.events & EPOLLOUT) && sent < total) {
+            const auto len =
+                static_cast<std::size_t>(std::min<std::uint64_t>(total - sent, 1 << 20));
+            const std::string_view chunk = pattern_at(sent, len);
+            const ssize_t n = ::send(fd.get(), chunk.data(), chunk.size(), MSG_NOSIGNAL);
+            if (n > 0)
+                sent += static_cast<std::uint64_t>(n);
+            else if (n < 0 && !common::is_transient(errno))
+                common::throw_errno("send");
+        }
+        if (got.events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+            const ssize_t n = ::recv(fd.get(), buf.data(), buf.size(), 0);
+            if (n == 0)
+                eof = true;
+            else if (n < 0 && !common::is_transient(errno))
+                common::throw_errno("recv");
+            else if (n > 0) {
+                const auto k = static_cast<std::size_t>(n);
+                if (std::string_view(buf.data(), k) != pattern_at(received, k)) ++bad;
+                received += k;
+            }
+        }
+        if (writing && sent >= total) {  // stop asking for EPOLLOUT
+            writing = false;
+            ev.events = EPOLLIN;
+            ::epoll_ctl(ep.get(), EPOLL_CTL_MOD, fd.get(), &ev);
+        }
+    }
+    const double elapsed = m.elapsed();
+    const double cpu = m.finish();
+
+    Report r;
+    r.add("scenario", std::string("echo-bulk"));
+    r.add("bytes", received);
+    r.add("mb_per_s", static_cast<double>(received) / 1e6 / elapsed);
+    r.add("bad", bad);
+    r.add("complete", received == total ? 1 : 0);
+    add_server(r, o, cpu, m);
+    if (o.server_pid > 0 && received > 0)
+        r.add("server_ms_per_mb", cpu * 1e3 / (static_cast<double>(received) / 1e6));
+    r.print();
+    return bad == 0 ? 0 : 1;
+}
+
+// The chat relay: R = clients + idle connections join; then each active
+// client sends `lines` lines in rounds of `batch`, and every delivery is
+// checked. A line's text is "@SENDER:SEQ:xxxx..." (bytes - 1 characters).
+int relay(const Options& o, bool idle_only) {
+    const int A = idle_only ? 0 : o.clients;
+    const int I = idle_only ? o.clients : o.idle;
+    const int R = A + I;
+    const long M = idle_only ? 0 : o.lines;
+    const std::size_t text_len = o.bytes - 1;
+    Net net(o);
+    const auto start = Clock::now();
+    const auto deadline = after_seconds(o.time_limit);
+    const Usage base = sample_tree(o.server_pid);
+
+    struct Client {
+        Conn* c = nullptr;
+        bool joined = false;
+        std::string nick;
+    };
+    std::vector<Client> cl(static_cast<std::size_t>(R));  // idle first, then active
+    auto active_index = [&](int id) { return id - I; };
+    int opened = 0, joined = 0, failed = 0;
+    double join_s = 0;
+    auto last_byte = Clock::now();
+    bool messages = false;
+
+    // Deliveries: a bit per (receiver, sender, seq) when broadcasting, per
+    // (sender, seq) for private messages (each has one receiver).
+    std::vector<bool> got(o.private_msgs ? static_cast<std::size_t>(A) * M
+                                         : static_cast<std::size_t>(R) * A * M);
+    std::vector<std::int32_t> last(static_cast<std::size_t>(R) * std::max(A, 1), -1);
+    std::uint64_t ok = 0, dup = 0, ooo = 0, corrupt = 0, misdelivered = 0;
+    auto target_of = [&](int sender, long seq) {  // private: a ring over the active clients
+        if (o.commands) return sender;            // the error comes back to the sender
+        return (sender + 1 + static_cast<int>(seq % std::max(A - 1, 1))) % A;
+    };
+
+    auto deliver = [&](int recv_id, std::string_view line) {
+        const auto at = line.find('@');
+        if (at == std::string_view::npos) return;  // a notice: joined, left, ...
+        std::string_view t = line.substr(at + 1);
+        int s = -1;
+        long q = -1;
+        auto p1 = std::from_chars(t.data(), t.data() + t.size(), s);
+        if (p1.ec != std::errc() || p1.ptr == t.data() + t.size() || *p1.ptr != ':') {
+            ++corrupt;
+            return;
+        }
+        const char* qs = p1.ptr + 1;
+        auto p2 = std::from_chars(qs, t.data() + t.size(), q);
+        if (p2.ec != std::errc() || p2.ptr == t.data() + t.size() || *p2.ptr != ':' ||
+            line.size() - at != text_len || s < 0 || s >= A || q < 0 || q >= M ||
+            std::string_view(p2.ptr + 1, static_cast<std::size_t>(t.data() + t.size() - p2.ptr - 1))
+                    .find_first_not_of('x') != std::string_view::npos) {
+            ++corrupt;
+            return;
+        }
+        std::size_t bit;
+        if (o.private_msgs) {
+            if (recv_id < I || active_index(recv_id) != target_of(s, q)) {
+                ++misdelivered;
+                return;
+            }
+            bit = static_cast<std::size_t>(s) * M + q;
+        } else {
+            if (recv_id >= I && active_index(recv_id) == s) {
+                ++misdelivered;  // our own line came back
+                return;
+            }
+            bit = (static_cast<std::size_t>(recv_id) * A + s) * M + q;
+        }
+        auto& l = last[static_cast<std::size_t>(recv_id) * A + s];
+        if (got[bit]) {
+            ++dup;
+            return;
+        }
+        got[bit] = true;
+        ++ok;
+        if (q < l) ++ooo;
+        l = std::max<std::int32_t>(l, static_cast<std::int32_t>(q));
+    };
+
+    net.on_open = [&](Conn& c) {
+        cl[static_cast<std::size_t>(c.id)].c = &c;
+        if (o.welcome.empty()) {
+            cl[static_cast<std::size_t>(c.id)].joined = true;
+            ++joined;
+            join_s = seconds_since(start);
+        }
+    };
+    net.on_close = [&](Conn& c) {
+        if (!cl[static_cast<std::size_t>(c.id)].joined) ++failed;
+        cl[static_cast<std::size_t>(c.id)].c = nullptr;
+    };
+    net.on_data = [&](Conn& c) {
+        last_byte = Clock::now();
+        Client& me = cl[static_cast<std::size_t>(c.id)];
+        std::size_t pos = 0;
+        while (true) {
+            const auto nl = c.in.find('\n', pos);
+            if (nl == std::string::npos) break;
+            std::string_view line(c.in.data() + pos, nl - pos);
+            if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+            pos = nl + 1;
+            if (!me.joined && !o.welcome.empty() && line.starts_with(o.welcome)) {
+                me.joined = true;
+                ++joined;
+                join_s = seconds_since(start);
+                std::string_view rest = line.substr(o.welcome.size());
+                me.nick = std::string(rest.substr(0, rest.find(' ')));
+            } else if (messages) {
+                deliver(c.id, line);
+            }
+        }
+        c.in.erase(0, pos);
+    };
+    // Join: at most --window connections opened and not yet welcomed at a
+    // time, kept below the server's listen backlog, so that no SYN is
+    // dropped (which would cost that client 1 s).
+    auto open_more = [&] {
+        while (opened < R && opened - joined - failed < o.window)
+            net.open(opened++);
+    };
+    net.idle_hook = open_more;
+    open_more();
+    const bool all_joined = net.run([&] { return joined + failed >= R; }, deadline);
+    // Settle: the join notices stop flowing (and, before measuring memory,
+    // a server that hands freed memory back a second later has done so).
+    const double quiet = idle_only || I > 0 ? 1.5 : 0.3;
+    net.run([&] { return seconds_since(last_byte) > quiet; }, deadline);
+    const Usage joined_usage = sample_tree(o.server_pid);
+
+    Report r;
+    r.add("scenario", std::string(idle_only ? "idle" : "relay"));
+    r.add("clients", A);
+    r.add("idle", I);
+    r.add("joined", joined);
+    r.add("join_s", join_s);
+    r.add("join_complete", all_joined && failed == 0 ? 1 : 0);
+    if (o.server_pid > 0) {
+        r.add("server_rss_base_kb", base.rss_kb);
+        r.add("server_rss_joined_kb", joined_usage.rss_kb);
+        r.add("server_join_cpu_s", joined_usage.cpu_s - base.cpu_s);
+        if (joined > 0)
+            r.add("server_bytes_per_client",
+                  static_cast<double>(joined_usage.rss_kb - base.rss_kb) * 1024 / joined);
+    }
+
+    if (idle_only) {
+        // Hold the connections and see what the server spends doing nothing.
+        Measure m(o.server_pid);
+        net.idle_hook = nullptr;
+        const auto until = after_seconds(o.hold);
+        net.run([&] { return Clock::now() >= until; },
+                std::min(until, deadline) + std::chrono::seconds(1));
+        const double cpu = m.finish();
+        r.add("held_s", m.elapsed());
+        if (o.server_pid > 0) r.add("server_idle_cpu_ms", cpu * 1e3);
+        r.print();
+        return all_joined && failed == 0 ? 0 : 1;
+    }
+    if (!all_joined) {
+        r.print();
+        return 1;
+    }
+
+    // Messages, in rounds.
+    const std::string pad(text_len, 'x');
+    auto text = [&](int s, long q) {
+        std::string t = "@" + std::to_string(s) + ":" + std::to_string(q) + ":";
+        t += pad.substr(0, text_len > t.size() ? text_len - t.size() : 0);
+        return t;
+    };
+    const std::uint64_t per_line = o.private_msgs ? 1 : static_cast<std::uint64_t>(R - 1);
+    std::uint64_t expected = 0;
+    messages = true;
+    net.idle_hook = nullptr;
+    Measure m(o.server_pid);
+    bool complete = true;
+    for (long first = 0; first < M; first += o.batch) {
+        const long end = std::min(M, first + o.batch);
+        for (int s = 0; s < A; ++s) {
+            Client& me = cl[static_cast<std::size_t>(I + s)];
+            if (me.c == nullptr) continue;
+            std::string burst;
+            for (long q = first; q < end; ++q) {
+                if (o.commands) {
+                    burst += '/';  // "/@S:Q:xxx": "* error: unknown command /@S:Q:xxx"
+                } else if (o.private_msgs) {
+                    burst += "/msg ";
+                    burst += cl[static_cast<std::size_t>(I + target_of(s, q))].nick;
+                    burst += ' ';
+                }
+                burst += text(s, q);
+                burst += '\n';
+            }
+            net.send(*me.c, burst);
+            expected += per_line * static_cast<std::uint64_t>(end - first);
+        }
+        last_byte = Clock::now();
+        // The round is over when everything arrived, or nothing more comes.
+        if (!net.run([&] { return ok >= expected || seconds_since(last_byte) > 0.5; }, deadline)) {
+            complete = false;
+            break;
+        }
+    }
+    // Something missing: give stragglers 2 s more before calling them lost.
+    if (ok < expected)
+        net.run([&] { return ok >= expected || seconds_since(last_byte) > 2; }, deadline);
+    const double elapsed = m.elapsed();
+    const double cpu = m.finish();
+    r.add("lines", M);
+    r.add("bytes", o.bytes);
+    r.add("private", o.private_msgs ? 1 : 0);
+    r.add("commands", o.commands ? 1 : 0);
+    r.add("expected", expected);
+    r.add("delivered", ok);
+    r.add("lost", expected - std::min(expected, ok));
+    r.add("duplicated", dup);
+    r.add("out_of_order", ooo);
+    r.add("corrupt", corrupt);
+    r.add("misdelivered", misdelivered);
+    r.add("complete", complete ? 1 : 0);
+    r.add("msgs_per_s", static_cast<double>(ok) / elapsed);
+    add_server(r, o, cpu, m);
+    if (o.server_pid > 0 && ok > 0) r.add("server_ns_per_msg", cpu * 1e9 / static_cast<double>(ok));
+    r.print();
+    return 0;
+}
+
+// Full TLS handshakes, `parallel` at a time: connect, handshake, close_notify,
+// wait for the server to close.
+int handshakes(const Options& o) {
+    Net net(o);
+    const auto deadline = after_seconds(o.time_limit);
+    long started = 0, done = 0, ended = 0;
+    net.on_open = [&](Conn& c) {
+        ++done;
+        net.shutdown(c);
+    };
+    net.on_close = [&](Conn& c) {
+        ++ended;
+        net.drop(c);
+    };
+    net.on_data = [](Conn& c) { c.in.clear(); };
+    net.idle_hook = [&] {
+        while (started < o.count && started - ended < o.parallel)
+            net.open(static_cast<int>(started++));
+    };
+    Measure m(o.server_pid);
+    net.idle_hook();
+    const bool complete = net.run([&] { return ended >= o.count; }, deadline);
+    const double elapsed = m.elapsed();
+    const double cpu = m.finish();
+    Report r;
+    r.add("scenario", std::string("handshakes"));
+    r.add("tls", o.tls ? 1 : 0);
+    r.add("handshakes", done);
+    r.add("failed", static_cast<long>(net.connect_errors));
+    r.add("hs_per_s", static_cast<double>(done) / elapsed);
+    r.add("complete", complete ? 1 : 0);
+    add_server(r, o, cpu, m);
+    if (o.server_pid > 0 && done > 0)
+        r.add("server_ms_per_hs", cpu * 1e3 / static_cast<double>(done));
+    r.print();
+    return done > 0 ? 0 : 1;
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+    const Options o = parse(argc, argv);
+    try {
+        struct rlimit rl {};
+        if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+            rl.rlim_cur = rl.rlim_max;
+            ::setrlimit(RLIMIT_NOFILE, &rl);
+        }
+        common::ignore_sigpipe();
+        if (o.scenario == "echo-rtt") return echo_rtt(o);
+        if (o.scenario == "echo-bulk") return echo_bulk(o);
+        if (o.scenario == "relay") return relay(o, false);
+        if (o.scenario == "idle") return relay(o, true);
+        if (o.scenario == "handshakes") return handshakes(o);
+        usage(("unknown scenario " + o.scenario).c_str());
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "loadgen %s: %s\n", o.scenario.c_str(), e.what());
+        return 1;
+    }
+}

@@ -23,8 +23,9 @@ std::string lowered(std::string_view nick) {
 }
 
 // "/msg bob hi there" -> ("/msg", "bob hi there"); "/who" -> ("/who", "").
+// A word ends at a space or a tab, as a user of nc would expect.
 std::pair<std::string_view, std::string_view> split_word(std::string_view line) {
-    const std::size_t space = line.find(' ');
+    const std::size_t space = line.find_first_of(" \t");
     if (space == std::string_view::npos) return {line, {}};
     return {line.substr(0, space), line.substr(space + 1)};
 }

@@ -54,7 +54,7 @@ using namespace std::chrono_literals;
 // SYNs and each waits a 1 s retransmission.  docs/01-echo.md#listen
 constexpr int kBacklog = 1024;
 // Descriptors the server needs besides its clients (stdio, listener, signal
-// pipe, log file, a connection being refused) stay below FD_SETSIZE too.
+// pipe, log file, the few connections being refused) stay below FD_SETSIZE too.
 constexpr long kMaxClientsLimit = FD_SETSIZE - 16;
 // At most this many connections are accepted per wake-up. Each join is
 // announced to everyone, so each accept adds a line to every client's queue;
@@ -73,6 +73,9 @@ constexpr std::size_t kReadSize = 64 * 1024;
 // past kMaxUnsent, and it is dropped.  docs/02-multiclient.md#the-slow-reader
 constexpr std::size_t kPauseReading = 256 * 1024;
 constexpr auto kMaxStall = 1s;
+// Refused ("server full") clients are closed politely too; at most this many
+// at once (they hold descriptors: this fits in the FD_SETSIZE budget above).
+constexpr std::size_t kMaxRefusing = 4;
 // A leaving client gets this long to take its last lines and close.
 constexpr auto kCloseTimeout = 2s;
 // SIGINT/SIGTERM: flush for at most this long, then close everything.
@@ -93,6 +96,17 @@ struct IoResult {
     std::size_t bytes = 0;
     int error_code = 0;  // errno for `error`
 };
+
+// Read and forget what a client sent that we will never process: closing a
+// socket with unread input makes the kernel answer with RST instead of FIN,
+// and the peer may then lose the last lines we sent it.
+// docs/02-multiclient.md#closing-politely
+void discard_input(int fd) {
+    std::array<char, 16 * 1024> scratch;
+    for (int i = 0; i < 16; ++i) {
+        if (::recv(fd, scratch.data(), scratch.size(), MSG_DONTWAIT) <= 0) return;
+    }
+}
 
 // One connected client: its descriptor, its bounded output queue, and where
 // it is in its life. Its nick and input buffer live in the chat::Room, which
@@ -154,7 +168,8 @@ class Connection {
     bool leaving = false;   // the Room let it go: flush, then close
     bool peer_eof = false;  // recv() returned 0
     bool write_shut = false;
-    bool dead = false;  // close it at the end of this pass
+    bool dead = false;     // close it at the end of this pass
+    bool refused = false;  // server full: "* error: server full", then a polite close
     std::string close_reason;
     std::string nick;                  // for log lines, kept after the Room has let it go
     Clock::time_point close_by{};      // a leaving client's deadline
@@ -398,13 +413,21 @@ void Server::accept_clients() {
             ctx_.explain.closing(fd.get());
             continue;  // Fd closes it
         }
-        if (static_cast<long>(clients_.size()) >= max_clients_) {
+        // Server full: the newcomer gets the error line and a polite close
+        // (FIN after the line, its input read until its own FIN): closing
+        // at once, with its first bytes unread, would send RST instead.
+        // A few at a time; beyond that they are closed at once.
+        const auto refusing = static_cast<std::size_t>(std::count_if(
+            clients_.begin(), clients_.end(), [](const auto& e) { return e.second.refused; }));
+        const bool full = static_cast<long>(clients_.size() - refusing) >= max_clients_;
+        if (full && refusing >= kMaxRefusing) {
             // One short line fits in the empty send buffer: this send() does
             // not block, and if it fails there is nothing more to do anyway.
-            const chat::Chunk full = chat::server_full();
-            const ssize_t n = ::send(fd.get(), full->data(), full->size(),
+            const chat::Chunk line = chat::server_full();
+            const ssize_t n = ::send(fd.get(), line->data(), line->size(),
                                      MSG_NOSIGNAL | MSG_DONTWAIT);  // docs/01-echo.md#send
             if (n > 0) ctx_.explain.sent(fd.get(), static_cast<std::size_t>(n));
+            discard_input(fd.get());  // what it already sent: else close() means RST
             ctx_.log.info(peer, " refused: server full (", max_clients_, " clients)");
             ctx_.explain.closing(fd.get());
             continue;  // Fd closes it
@@ -412,6 +435,16 @@ void Server::accept_clients() {
 
         const chat::ClientId id = next_id_++;
         Connection& c = clients_.try_emplace(id, id, std::move(fd), peer).first->second;
+        if (full) {  // never joins the Room: no guest number is spent on it
+            c.refused = true;
+            c.nick = "not joined";
+            c.queue(chat::server_full(), Clock::now());
+            c.leaving = true;
+            c.close_by = Clock::now() + kCloseTimeout;
+            c.close_reason = "refused: server full";
+            ctx_.log.info(peer, " refused: server full (", max_clients_, " clients)");
+            continue;
+        }
         apply(room_.join(id));
         c.nick = room_.nick(id);
         ctx_.log.info(peer, " connected as ", c.nick);
@@ -522,17 +555,6 @@ void Server::drop(Connection& c, chat::LostReason why, const std::string& reason
     c.dead = true;
     c.close_reason = reason;
     apply(room_.lost(c.id(), why));
-}
-
-// Read and forget what a client sent that we will never process: closing a
-// socket with unread input makes the kernel answer with RST instead of FIN,
-// and the peer may then lose the last lines we sent it.
-// docs/02-multiclient.md#closing-politely
-void discard_input(int fd) {
-    std::array<char, 16 * 1024> scratch;
-    for (int i = 0; i < 16; ++i) {
-        if (::recv(fd, scratch.data(), scratch.size(), MSG_DONTWAIT) <= 0) return;
-    }
 }
 
 // Close every connection marked dead.  docs/01-echo.md#close

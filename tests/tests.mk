@@ -11,7 +11,7 @@ TEST_SUPPORT_OBJS := $(patsubst $(REPO_ROOT)/%.cpp,$(BUILD)/%.o,$(TEST_SUPPORT_S
 TEST_CPPFLAGS := -DREPO_ROOT='"$(REPO_ROOT)"' -I$(REPO_ROOT)/tests/support
 
 # Suites whose directory exists, in the order `make test` runs them.
-ALL_SUITES := $(foreach s,unit step1 step2 step2epoll step3 daemon explain docs robustness,\
+ALL_SUITES := $(foreach s,unit step1 step2 step2epoll step3 daemon explain docs robustness spec,\
                 $(if $(wildcard $(REPO_ROOT)/tests/$(s)/*.cpp),$(s)))
 
 suite_srcs = $(wildcard $(REPO_ROOT)/tests/$(1)/*.cpp)

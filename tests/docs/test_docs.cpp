@@ -39,6 +39,7 @@ std::vector<fs::path> files_to_scan() {
         }
     }
     out.push_back(repo_path("README.md"));
+    out.push_back(repo_path("Makefile"));  // `make help` names docs
     return out;
 }
 

@@ -84,6 +84,9 @@ constexpr std::size_t kPauseReading = 256 * 1024;
 constexpr auto kMaxStall = 1s;
 // A leaving client gets this long to take its last lines and close.
 constexpr auto kCloseTimeout = 2s;
+// Refused ("server full") clients are closed politely too; at most this many
+// at once, so that a flood of them cannot hold many descriptors.
+constexpr std::size_t kMaxRefusing = 4;
 // SIGINT/SIGTERM: flush for at most this long, then close everything.
 constexpr auto kShutdownFlush = 2s;
 // accept() failed for lack of descriptors: look at the listener again after this.
@@ -102,6 +105,17 @@ struct IoResult {
     std::size_t bytes = 0;
     int error_code = 0;  // errno for `error`
 };
+
+// Read and forget what a client sent that we will never process: closing a
+// socket with unread input makes the kernel answer with RST instead of FIN,
+// and the peer may then lose the last lines we sent it.
+// docs/02-multiclient.md#closing-politely
+void discard_input(int fd) {
+    std::array<char, 16 * 1024> scratch;
+    for (int i = 0; i < 16; ++i) {
+        if (::recv(fd, scratch.data(), scratch.size(), MSG_DONTWAIT) <= 0) return;
+    }
+}
 
 // One connected client: its descriptor, its bounded output queue, and where
 // it is in its life. Its nick and input buffer live in the chat::Room, which
@@ -163,7 +177,8 @@ class Connection {
     bool leaving = false;   // the Room let it go: flush, then close
     bool peer_eof = false;  // recv() returned 0
     bool write_shut = false;
-    bool dead = false;  // close it at the end of this pass
+    bool dead = false;     // close it at the end of this pass
+    bool refused = false;  // server full: "* error: server full", then a polite close
     std::string close_reason;
     std::string nick;                  // for log lines, kept after the Room has let it go
     Clock::time_point close_by{};      // a leaving client's deadline
@@ -250,6 +265,7 @@ class Server {
     std::size_t sent_since_trim_ = 0;       // bytes, for malloc_trim()
     Clock::time_point last_trim_{};
     bool out_of_descriptors_ = false;  // the last accept() failed with EMFILE
+    std::size_t refusing_ = 0;         // refused clients still being closed
 };
 
 // Steps 1-4, as in stage 1, plus O_NONBLOCK: accept() must never wait.
@@ -492,13 +508,19 @@ void Server::accept_clients() {
             common::format_address(reinterpret_cast<sockaddr*>(&peer_addr), peer_len);
         ctx_.explain.accepted(listener_.get(), fd.get(), peer);
 
-        if (static_cast<long>(clients_.size()) >= max_clients_) {
+        // Server full: the newcomer gets the error line and a polite close
+        // (FIN after the line, its input read until its own FIN): closing
+        // at once, with its first bytes unread, would send RST instead.
+        // A few at a time; beyond that they are closed at once.
+        const bool full = static_cast<long>(clients_.size() - refusing_) >= max_clients_;
+        if (full && refusing_ >= kMaxRefusing) {
             // One short line fits in the empty send buffer: this send() does
             // not block, and if it fails there is nothing more to do anyway.
-            const chat::Chunk full = chat::server_full();
-            const ssize_t n = ::send(fd.get(), full->data(), full->size(),
+            const chat::Chunk line = chat::server_full();
+            const ssize_t n = ::send(fd.get(), line->data(), line->size(),
                                      MSG_NOSIGNAL | MSG_DONTWAIT);  // docs/01-echo.md#send
             if (n > 0) ctx_.explain.sent(fd.get(), static_cast<std::size_t>(n));
+            discard_input(fd.get());  // what it already sent: else close() means RST
             ctx_.log.info(peer, " refused: server full (", max_clients_, " clients)");
             ctx_.explain.closing(fd.get());
             continue;  // Fd closes it
@@ -515,6 +537,20 @@ void Server::accept_clients() {
         }
         const chat::ClientId id = next_id_++;
         Connection& c = clients_.try_emplace(id, id, std::move(fd), peer).first->second;
+        if (full) {  // never joins the Room: no guest number is spent on it
+            c.refused = true;
+            ++refusing_;
+            c.nick = "not joined";
+            c.queue(chat::server_full(), Clock::now());
+            c.flush_listed = true;
+            to_flush_.push_back(id);
+            c.leaving = true;
+            leaving_.insert(id);
+            c.close_by = Clock::now() + kCloseTimeout;
+            c.close_reason = "refused: server full";
+            ctx_.log.info(peer, " refused: server full (", max_clients_, " clients)");
+            continue;
+        }
         apply(room_.join(id));
         c.nick = room_.nick(id);
         ctx_.log.info(peer, " connected as ", c.nick);
@@ -633,17 +669,6 @@ void Server::drop(Connection& c, chat::LostReason why, const std::string& reason
     apply(room_.lost(c.id(), why));
 }
 
-// Read and forget what a client sent that we will never process: closing a
-// socket with unread input makes the kernel answer with RST instead of FIN,
-// and the peer may then lose the last lines we sent it.
-// docs/02-multiclient.md#closing-politely
-void discard_input(int fd) {
-    std::array<char, 16 * 1024> scratch;
-    for (int i = 0; i < 16; ++i) {
-        if (::recv(fd, scratch.data(), scratch.size(), MSG_DONTWAIT) <= 0) return;
-    }
-}
-
 // Close it at the end of this pass (sweep() visits only these).
 void Server::mark_dead(Connection& c) {
     if (c.dead) return;
@@ -662,6 +687,7 @@ void Server::sweep() {
             ctx_.explain.closing(c->fd());
             ctx_.log.info(c->peer(), " (", c->nick, ") closed: ", c->close_reason);
             leaving_.erase(id);
+            if (c->refused) --refusing_;
             clients_.erase(id);  // ~Connection closes it; epoll forgets it then
         }
     }

@@ -185,10 +185,9 @@ TEST_CASE(
     CHECK(b->line() == "* guest-3 left");
 }
 
-TEST_CASE(
-    "chat: server full — newcomer: `* error: server full`, then closed (even one that "
-    "already sent a line)") {
-    Server s = start_server(kRelay, {"--max-clients", "1"});
+namespace {
+void server_full_then_closed(const char* relay) {
+    Server s = start_server(relay, {"--max-clients", "1"});
     auto a = join(s.port, "* welcome guest-1 (1 online)");
     // What `printf 'hi\n' | nc HOST PORT` does: a line right after connecting.
     // Closing a socket with that line unread would send RST instead of FIN:
@@ -209,6 +208,17 @@ TEST_CASE(
     CHECK(eventually(
         [&] { return s.proc.stderr_text().find("guest-1) closed") != std::string::npos; }));
     join(s.port, "* welcome guest-2 (1 online)");  // no guest number was spent on the refused
+}
+}  // namespace
+
+TEST_CASE(
+    "chat: server full — newcomer: `* error: server full`, then closed (even one that "
+    "already sent a line)") {
+    server_full_then_closed(kRelay);
+}
+
+TEST_CASE("chat: server full — the same from server_epoll") {
+    server_full_then_closed("step2_multiclient/server_epoll");
 }
 
 TEST_CASE("chat: `/quit` — sender: `* bye`, then closed; what follows /quit is ignored") {

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "../docs/markdown.hpp"
 #include "doctest.h"
 #include "harness.hpp"
 
@@ -17,15 +18,6 @@ namespace fs = std::filesystem;
 using namespace test;
 
 namespace {
-
-std::vector<std::string> lines_of(const std::string& text) {
-    std::vector<std::string> out;
-    std::istringstream in(text);
-    std::string line;
-    while (std::getline(in, line))
-        out.push_back(line);
-    return out;
-}
 
 std::string trim(std::string s) {
     const auto first = s.find_first_not_of(" ,");
@@ -61,7 +53,7 @@ TEST_CASE("docs: the packets tcp-on-the-wire.md quotes are in the committed capt
     std::vector<std::string> captured;  // each line twice: as is, and without options
     for (const auto& e : fs::directory_iterator(repo_path("docs/captures"))) {
         if (e.path().extension() != ".txt") continue;
-        for (std::string l : lines_of(read_file(e.path().string()))) {
+        for (std::string l : docs::split_lines(read_file(e.path().string()))) {
             l = std::regex_replace(l, grep_n, "");  // "17: 00:00:00.000966 IP ..." (grep -n)
             if (!std::regex_search(l, packet)) continue;
             captured.push_back(l);
@@ -72,7 +64,7 @@ TEST_CASE("docs: the packets tcp-on-the-wire.md quotes are in the committed capt
 
     int quoted = 0;
     bool in_code = false;
-    for (const auto& l : lines_of(read_file(repo_path("docs/tcp-on-the-wire.md")))) {
+    for (const auto& l : docs::split_lines(read_file(repo_path("docs/tcp-on-the-wire.md")))) {
         if (l.rfind("```", 0) == 0) in_code = !in_code;
         if (!in_code || !std::regex_search(l, packet)) continue;
         ++quoted;

@@ -5,8 +5,9 @@
 #   make bench QUICK=1    fewer and shorter runs (< 1 min)
 #   make loadgen          just the load generator: build/<variant>/bin/loadgen
 #
-# iperf3 and gnuplot are needed only here, so they are checked (and installed
-# the way common/check-deps.sh does) by tests/bench/check-deps.sh, not by `make`.
+# iperf3 and gnuplot are needed only here, so `make` leaves them alone; bench
+# installs them through common/check-deps.sh --optional, or says how and runs
+# without them (that row or the plot is then left out).
 
 LOADGEN := $(BUILD)/bin/loadgen
 
@@ -18,5 +19,6 @@ $(LOADGEN): $(BUILD)/tests/bench/loadgen.o $(COMMON_OBJS) $(FLAGS_FILE)
 loadgen: $(LOADGEN)
 
 bench: all $(LOADGEN)
-	@$(REPO_ROOT)/tests/bench/check-deps.sh
+	@$(REPO_ROOT)/common/check-deps.sh --optional iperf3=iperf3 gnuplot=gnuplot-nox socat=socat \
+	    ncat=ncat
 	@QUICK="$(QUICK)" LOADGEN="$(LOADGEN)" $(REPO_ROOT)/tests/bench/run.sh

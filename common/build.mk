@@ -54,7 +54,9 @@ $(shell mkdir -p $(BUILD) && \
   (test "$$(cat $(OBJ_FLAGS_FILE) 2>/dev/null)" = "$(FLAGS_NOW)" || echo "$(FLAGS_NOW)" > $(OBJ_FLAGS_FILE)) && \
   (test "$$(cat $(FLAGS_FILE) 2>/dev/null)" = "$(VARIANT) $(FLAGS_NOW)" || echo "$(VARIANT) $(FLAGS_NOW)" > $(FLAGS_FILE)))
 
-$(BUILD)/%.o: $(REPO_ROOT)/%.cpp $(OBJ_FLAGS_FILE)
+# Every compile waits for the dependency check, so a missing compiler or
+# header is reported as such (with the apt-get line), even under -j.
+$(BUILD)/%.o: $(REPO_ROOT)/%.cpp $(OBJ_FLAGS_FILE) | deps
 	@mkdir -p $(dir $@)
 	$(CXX) $(CPPFLAGS) $(CXXFLAGS) -c $< -o $@
 

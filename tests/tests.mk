@@ -17,7 +17,7 @@ ALL_SUITES := $(foreach s,unit step1 step2 step2epoll step3 daemon explain docs 
 suite_srcs = $(wildcard $(REPO_ROOT)/tests/$(1)/*.cpp)
 suite_objs = $(patsubst $(REPO_ROOT)/%.cpp,$(BUILD)/%.o,$(call suite_srcs,$(1)))
 
-$(BUILD)/tests/%.o: $(REPO_ROOT)/tests/%.cpp $(OBJ_FLAGS_FILE)
+$(BUILD)/tests/%.o: $(REPO_ROOT)/tests/%.cpp $(OBJ_FLAGS_FILE) | deps
 	@mkdir -p $(dir $@)
 	$(CXX) $(CPPFLAGS) $(TEST_CPPFLAGS) $(CXXFLAGS) -c $< -o $@
 

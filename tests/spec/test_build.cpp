@@ -125,9 +125,16 @@ TEST_CASE(
     const bool root = ::geteuid() == 0;
     const std::string as_user =
         root ? "setpriv --reuid nobody --regid nogroup --clear-groups " : std::string();
+    // That user builds a copy of the sources: this checkout may sit where
+    // nobody else can enter (a clone under /root, or in a `mktemp -d`).
+    ToolDir sources({});
+    REQUIRE(shell("tar -C " + kRoot + " --exclude=./build --exclude=./.git -cf - . | tar -C " +
+                      sources.dir.str() + " -xf -" +
+                      (root ? " && chown -R nobody:nogroup " + sources.dir.str() : ""),
+                  nullptr, 60000ms) == 0);
     TempPath err("spec-deps-err");
     const int rc = shell(as_user + "env -i HOME=/tmp PATH=" + tools.dir.str() + " make -C " +
-                             kRoot + " step1 >/dev/null 2>" + err.str(),
+                             sources.dir.str() + " step1 >/dev/null 2>" + err.str(),
                          nullptr, 60000ms);
     const std::string text = read_file(err.str());
     INFO(text);

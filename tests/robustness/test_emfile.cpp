@@ -86,18 +86,6 @@ bool served(const Target& t, int port) {
     return client.wait(3000ms) == 0 && out.rfind("* welcome guest-", 0) == 0;
 }
 
-// The process's descriptor count once it stops changing (two looks 200 ms apart).
-int settled_fd_count(pid_t pid) {
-    int now = open_fd_count(pid);
-    for (int i = 0; i < 25; ++i) {
-        ::usleep(200'000);
-        const int later = open_fd_count(pid);
-        if (later == now) break;
-        now = later;
-    }
-    return now;
-}
-
 std::size_t count(const std::string& text, const std::string& what) {
     std::size_t n = 0;
     for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + 1))

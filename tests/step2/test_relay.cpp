@@ -391,7 +391,7 @@ TEST_CASE("relay: 1100 connection attempts — never more than --max-clients adm
 
 TEST_CASE("relay: 20 clients that reset do not stop a 21st; no descriptor leaks") {
     Server s = start_server(kServer);
-    const int fds_before = open_fd_count(s.proc.pid());
+    const int fds_before = settled_fd_count(s.proc.pid());
     for (int i = 0; i < 20; ++i) {
         Conn rude(s.port);
         REQUIRE(rude.line().has_value());

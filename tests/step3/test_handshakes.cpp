@@ -113,7 +113,7 @@ TEST_CASE("a client that resets mid-handshake costs nothing; no descriptor leaks
     TlsConn first(s.port, with_ca(certs));
     REQUIRE(first.ok());
     REQUIRE(first.line() == "* welcome guest-1 (1 online)");
-    const int baseline = open_fd_count(s.proc.pid());
+    const int baseline = settled_fd_count(s.proc.pid());
     const std::string hello = client_hello();
     for (int i = 0; i < 20; ++i) {
         Conn c(s.port);

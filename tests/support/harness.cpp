@@ -316,6 +316,17 @@ int open_fd_count(pid_t pid) {
     return count;
 }
 
+int settled_fd_count(pid_t pid) {
+    int now = open_fd_count(pid);
+    for (int i = 0; i < 25; ++i) {
+        ::usleep(200'000);
+        const int later = open_fd_count(pid);
+        if (later == now) break;
+        now = later;
+    }
+    return now;
+}
+
 double cpu_seconds(pid_t pid) {
     std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat");
     // Fields after the command name (which may contain spaces) start after ')'.

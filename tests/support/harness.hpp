@@ -139,6 +139,10 @@ bool is_listening(int port);
 
 // Number of open descriptors of a process (/proc/PID/fd).
 int open_fd_count(pid_t pid);
+// The same once it stops changing (two looks 200 ms apart, at most 5 s): a
+// baseline taken right after start-up can include a descriptor the process
+// (or a sanitizer's runtime) holds only for a moment.
+int settled_fd_count(pid_t pid);
 
 // CPU time (user + system) a process has used so far, from /proc/PID/stat.
 double cpu_seconds(pid_t pid);

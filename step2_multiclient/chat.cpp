@@ -2,11 +2,22 @@
 #include "chat.hpp"
 
 #include <algorithm>
+#include <initializer_list>
 
 namespace chat {
 namespace {
 
-Chunk make(std::string text) {
+// One line for the wire: the pieces joined, then '\n'. The string is sized
+// once, so a line costs one allocation for its text (and one for the shared
+// count), not one per `+`: every relayed message passes through here.
+Chunk make(std::initializer_list<std::string_view> pieces) {
+    std::size_t size = 1;
+    for (std::string_view piece : pieces)
+        size += piece.size();
+    std::string text;
+    text.reserve(size);
+    for (std::string_view piece : pieces)
+        text += piece;
     text += '\n';
     return std::make_shared<const std::string>(std::move(text));
 }
@@ -43,12 +54,12 @@ const char* const kHelp[] = {
 }  // namespace
 
 Chunk server_full() {
-    static const Chunk line = make("* error: server full");
+    static const Chunk line = make({"* error: server full"});
     return line;
 }
 
 Chunk shutting_down() {
-    static const Chunk line = make("* server shutting down");
+    static const Chunk line = make({"* server shutting down"});
     return line;
 }
 
@@ -65,12 +76,12 @@ Effects Room::join(ClientId id, std::string_view nick) {
     std::string name;
     if (!nick.empty()) {
         if (!valid_nick(nick)) {
-            to_one(id, make("* error: invalid nick " + std::string(nick)), out);
+            to_one(id, make({"* error: invalid nick ", nick}), out);
             out.closes.push_back(id);
             return out;
         }
         if (find(nick) >= 0) {
-            to_one(id, make("* error: nick " + std::string(nick) + " is taken"), out);
+            to_one(id, make({"* error: nick ", nick, " is taken"}), out);
             out.closes.push_back(id);
             return out;
         }
@@ -84,9 +95,8 @@ Effects Room::join(ClientId id, std::string_view nick) {
     members_[id] = Member{name, common::LineFramer(kMaxLine)};
     by_nick_[lowered(name)] = id;
     join_order_.push_back(id);
-    to_one(id, make("* welcome " + name + " (" + std::to_string(members_.size()) + " online)"),
-           out);
-    to_all_but(id, make("* " + name + " joined"), out);
+    to_one(id, make({"* welcome ", name, " (", std::to_string(members_.size()), " online)"}), out);
+    to_all_but(id, make({"* ", name, " joined"}), out);
     return out;
 }
 
@@ -106,7 +116,7 @@ Effects Room::receive(ClientId id, std::string_view bytes) {
                 return out;
             case common::LineFramer::Status::too_long:
                 to_one(id,
-                       make("* error: line too long (max " + std::to_string(kMaxLine) + " bytes)"),
+                       make({"* error: line too long (max ", std::to_string(kMaxLine), " bytes)"}),
                        out);
                 out.log.push_back(members_.at(id).nick + " sent a line over " +
                                   std::to_string(kMaxLine) + " bytes");
@@ -156,27 +166,27 @@ void Room::handle_line(ClientId id, std::string_view line, Effects& out) {
         return;
     }
     // Text: formatted once, shared by every receiver.
-    std::string text = members_.at(id).nick;
-    text.append(": ").append(line);
-    to_all_but(id, make(std::move(text)), out);
+    to_all_but(id, make({members_.at(id).nick, ": ", line}), out);
 }
 
 void Room::command(ClientId id, std::string_view line, Effects& out) {
     const auto [word, rest] = split_word(line);
     Member& me = members_.at(id);
-    auto error = [&](const std::string& text) { to_one(id, make("* error: " + text), out); };
+    // "* error: " and up to three pieces: error("no such user ", name).
+    auto error = [&](std::string_view a, std::string_view b = {}, std::string_view c = {}) {
+        to_one(id, make({"* error: ", a, b, c}), out);
+    };
 
     if (word == "/nick") {
         const std::string_view name = rest;  // the whole rest of the line
         if (name.empty()) return error("usage: /nick NAME");
         if (!valid_nick(name)) {
-            return error("invalid nick " + std::string(name) +
-                         " (1-16 of A-Z a-z 0-9 _ -, no spaces)");
+            return error("invalid nick ", name, " (1-16 of A-Z a-z 0-9 _ -, no spaces)");
         }
-        if (name == me.nick) return error("you are already " + me.nick);
+        if (name == me.nick) return error("you are already ", me.nick);
         const ClientId holder = find(name);
-        if (holder >= 0 && holder != id) return error("nick " + std::string(name) + " is taken");
-        const Chunk notice = make("* " + me.nick + " is now " + std::string(name));
+        if (holder >= 0 && holder != id) return error("nick ", name, " is taken");
+        const Chunk notice = make({"* ", me.nick, " is now ", name});
         out.log.push_back(me.nick + " is now " + std::string(name));
         by_nick_.erase(lowered(me.nick));  // "bob" -> "Bob" keeps the same key
         by_nick_[lowered(name)] = id;
@@ -187,8 +197,8 @@ void Room::command(ClientId id, std::string_view line, Effects& out) {
         const auto [name, text] = split_word(rest);
         if (name.empty() || text.empty()) return error("usage: /msg NAME TEXT");
         const ClientId to = find(name);
-        if (to < 0) return error("no such user " + std::string(name));
-        to_one(to, make(me.nick + " (private): " + std::string(text)), out);
+        if (to < 0) return error("no such user ", name);
+        to_one(to, make({me.nick, " (private): ", text}), out);
     } else if (word == "/who") {
         std::string list = "* online: ";
         bool first = true;
@@ -197,19 +207,19 @@ void Room::command(ClientId id, std::string_view line, Effects& out) {
             list += members_.at(member).nick;
             first = false;
         }
-        to_one(id, make(std::move(list)), out);
+        to_one(id, make({list}), out);
     } else if (word == "/help") {
         std::string help;
         for (const char* h : kHelp)
             help.append(h).append("\n");
         to_one(id, std::make_shared<const std::string>(std::move(help)), out);
     } else if (word == "/quit") {
-        to_one(id, make("* bye"), out);
+        to_one(id, make({"* bye"}), out);
         out.log.push_back(me.nick + " quit");
         leave(id, " left", out);
         out.closes.push_back(id);
     } else {
-        error("unknown command " + std::string(word));  // the word alone
+        error("unknown command ", word);  // the word alone
     }
 }
 
@@ -220,7 +230,7 @@ void Room::leave(ClientId id, std::string_view notice, Effects& out) {
     by_nick_.erase(lowered(who));
     members_.erase(it);
     std::erase(join_order_, id);  // O(members), like the notice to all of them
-    to_all_but(id, make("* " + who + std::string(notice)), out);
+    to_all_but(id, make({"* ", who, notice}), out);
 }
 
 void Room::to_one(ClientId id, Chunk data, Effects& out) const {

@@ -199,6 +199,9 @@ class Connection {
     void queue(chat::Chunk chunk, Clock::time_point now) {
         if (unsent_ <= kPauseReading && unsent_ + chunk->size() > kPauseReading) behind_since = now;
         unsent_ += chunk->size();
+        // An empty queue has no memory (see consume()); start it with room
+        // for a burst, instead of growing it 1, 2, 4, 8 ... line by line.
+        if (queue_.capacity() == 0) queue_.reserve(16);
         queue_.push_back(std::move(chunk));
     }
     std::size_t unsent() const { return unsent_; }
@@ -672,11 +675,9 @@ void Server::progress_close(Connection& c, Clock::time_point now) {
 // Carry out what the Room decided: queue lines, mark clients to close.
 void Server::apply(chat::Effects effects) {
     const auto now = Clock::now();
-    std::vector<chat::Effects> work;
-    work.push_back(std::move(effects));
-    while (!work.empty()) {
-        chat::Effects e = std::move(work.back());
-        work.pop_back();
+    chat::Effects e = std::move(effects);
+    std::vector<chat::Effects> work;  // still to do: "left (too slow)" notices
+    while (true) {
         for (chat::Delivery& d : e.deliveries) {
             Connection* c = find(d.to);
             if (c == nullptr || c->dead) continue;
@@ -698,6 +699,9 @@ void Server::apply(chat::Effects effects) {
         }
         for (const std::string& line : e.log)
             ctx_.log.info(line);
+        if (work.empty()) return;
+        e = std::move(work.back());
+        work.pop_back();
     }
 }
 

@@ -8,13 +8,14 @@
 //   loadgen echo-bulk  PORT [--mbytes X]
 //       one stream written and read at the same time: MB/s, content verified
 //   loadgen relay      PORT [--clients N] [--lines M] [--bytes B] [--idle I]
-//                      [--private | --commands]
+//                      [--private | --commands] [--warmup K]
 //       N chat clients each send M lines; every delivery is checked: lost,
 //       duplicated, out of order and corrupt counts (all must be 0). Lines
 //       go to everyone, or with --private as /msg to one other active client,
 //       or with --commands as an unknown command answered to its sender only
 //       (chat-core work independent of the number of clients). --idle I more
-//       clients join and only listen.
+//       clients join and only listen. --warmup K: the first K rounds are
+//       checked but not measured (reported apart as server_warmup_*).
 //   loadgen handshakes PORT --tls [--count N]
 //       full TLS handshakes (no resumption): handshakes/s
 //   loadgen idle       PORT [--clients N] [--hold S]
@@ -87,6 +88,7 @@ struct Options {
     int idle = 0;            // relay: extra clients that only listen
     long lines = 100;        // relay: lines per active client
     long batch = 10;         // relay: lines per client per round
+    long warmup = 0;         // relay: rounds checked but not measured
     bool private_msgs = false;
     bool commands = false;  // relay: each line is an unknown command, answered to its sender
     std::string welcome = "* welcome ";  // relay: the line that says "joined"; "" = none
@@ -103,7 +105,8 @@ struct Options {
         "loadgen: %s\n"
         "usage: loadgen echo-rtt|echo-bulk|relay|handshakes|idle PORT [options]\n"
         "  --host H --server-pid PID --time-limit S --tls --conns N --rounds M\n"
-        "  --bytes B --mbytes X --clients N --idle I --lines M --batch K --private --commands\n"
+        "  --bytes B --mbytes X --clients N --idle I --lines M --batch K --warmup K --private\n"
+        "  --commands\n"
         "  --welcome PREFIX --count N --parallel K --hold S --sources K --window K\n",
         why);
     std::exit(2);
@@ -164,6 +167,8 @@ Options parse(int argc, char** argv) {
             o.lines = number<long>(a, arg());
         else if (a == "--batch")
             o.batch = number<long>(a, arg());
+        else if (a == "--warmup")
+            o.warmup = number<long>(a, arg());
         else if (a == "--private")
             o.private_msgs = true;
         else if (a == "--commands")
@@ -185,8 +190,8 @@ Options parse(int argc, char** argv) {
     }
     if (o.port <= 0 || o.port > 65535) usage("PORT out of range");
     if (o.bytes < 16 && o.scenario == "relay") usage("--bytes: at least 16 for relay lines");
-    if (o.bytes == 0 || o.conns == 0 || o.batch == 0 || o.parallel == 0 || o.sources == 0 ||
-        o.window == 0)
+    if (o.warmup < 0 || o.bytes == 0 || o.conns == 0 || o.batch == 0 || o.parallel == 0 ||
+        o.sources == 0 || o.window == 0)
         usage("counts must be positive");
     return o;
 }
@@ -197,6 +202,7 @@ Options parse(int argc, char** argv) {
 struct Usage {
     double cpu_s = 0;  // the tree's run time, reaped children included
     long rss_kb = 0;   // the tree's resident memory
+    long minflt = 0;   // minor page faults: fresh pages touched (the tree's own)
     int procs = 0;
 };
 
@@ -251,6 +257,7 @@ Usage sample_tree(pid_t root) {
         // cutime+cstime: children that have exited and been waited for.
         u.cpu_s += run_ns / 1e9 + (std::atof(f[13].c_str()) + std::atof(f[14].c_str())) / tick;
         u.rss_kb += std::atol(f[21].c_str()) * page_kb;
+        u.minflt += std::atol(f[7].c_str());
         auto [b, e] = children.equal_range(pid);
         for (auto it = b; it != e; ++it)
             todo.push_back(it->second);
@@ -661,6 +668,7 @@ void add_server(Report& r, const Options& o, double cpu_s, const Measure& m) {
     if (o.server_pid <= 0) return;
     r.add("server_cpu_s", cpu_s);
     r.add("server_rss_kb", m.during.rss_kb);
+    r.add("server_page_faults", m.during.minflt - m.before.minflt);
     r.add("server_procs", m.during.procs);
 }
 
@@ -977,10 +985,20 @@ int relay(const Options& o, bool idle_only) {
     std::uint64_t expected = 0;
     messages = true;
     net.idle_hook = nullptr;
+    // The first --warmup rounds are measured apart: the first lines after a
+    // burst of joins find the server's caches cold and its heap full of the
+    // join's freed memory, a one-off cost, reported as server_warmup_*.
     Measure m(o.server_pid);
+    double warmup_cpu = 0;
+    std::uint64_t warmup_msgs = 0;
     bool complete = true;
     for (long first = 0; first < M; first += o.batch) {
         const long end = std::min(M, first + o.batch);
+        if (o.warmup > 0 && first == o.warmup * o.batch) {
+            warmup_cpu = m.finish();
+            warmup_msgs = ok;
+            m = Measure(o.server_pid);
+        }
         for (int s = 0; s < A; ++s) {
             Client& me = cl[static_cast<std::size_t>(I + s)];
             if (me.c == nullptr) continue;
@@ -1023,9 +1041,16 @@ int relay(const Options& o, bool idle_only) {
     r.add("corrupt", corrupt);
     r.add("misdelivered", misdelivered);
     r.add("complete", complete ? 1 : 0);
-    r.add("msgs_per_s", static_cast<double>(ok) / elapsed);
+    const std::uint64_t measured = ok - warmup_msgs;
+    r.add("msgs_per_s", static_cast<double>(measured) / elapsed);
     add_server(r, o, cpu, m);
-    if (o.server_pid > 0 && ok > 0) r.add("server_ns_per_msg", cpu * 1e9 / static_cast<double>(ok));
+    if (o.server_pid > 0 && measured > 0)
+        r.add("server_ns_per_msg", cpu * 1e9 / static_cast<double>(measured));
+    if (o.server_pid > 0 && warmup_msgs > 0) {
+        r.add("warmup_rounds", o.warmup);
+        r.add("server_warmup_ms", warmup_cpu * 1e3);
+        r.add("server_warmup_ns_per_msg", warmup_cpu * 1e9 / static_cast<double>(warmup_msgs));
+    }
     r.print();
     return 0;
 }

@@ -1050,6 +1050,7 @@ int relay(const Options& o, bool idle_only) {
         r.add("warmup_rounds", o.warmup);
         r.add("server_warmup_ms", warmup_cpu * 1e3);
         r.add("server_warmup_ns_per_msg", warmup_cpu * 1e9 / static_cast<double>(warmup_msgs));
+        r.add("server_ns_per_msg_all", (cpu + warmup_cpu) * 1e9 / static_cast<double>(ok));
     }
     r.print();
     return 0;

@@ -36,9 +36,12 @@ std::string lowered(std::string_view nick) {
 // "/msg bob hi there" -> ("/msg", "bob hi there"); "/who" -> ("/who", "").
 // A word ends at a space or a tab, as a user of nc would expect.
 std::pair<std::string_view, std::string_view> split_word(std::string_view line) {
-    const std::size_t space = line.find_first_of(" \t");
-    if (space == std::string_view::npos) return {line, {}};
-    return {line.substr(0, space), line.substr(space + 1)};
+    // One pass (find_first_of(" \t") would call memchr once per character).
+    const auto space =
+        std::find_if(line.begin(), line.end(), [](char c) { return c == ' ' || c == '\t'; });
+    if (space == line.end()) return {line, {}};
+    const auto at = static_cast<std::size_t>(space - line.begin());
+    return {line.substr(0, at), line.substr(at + 1)};
 }
 
 const char* const kHelp[] = {

@@ -356,7 +356,10 @@ void Server::handle(const epoll_event& event) {
         on_readable(*c);
     }
     if (!c->dead && (event.events & EPOLLOUT)) on_writable(*c);
-    if (!c->dead) watch(*c);
+    // A client with new lines is sent to, then watched, by flush_output()
+    // after this pass: watching it now would add EPOLLOUT only for the flush
+    // to take it off again, two epoll_ctl() calls for nothing.
+    if (!c->dead && !c->flush_listed) watch(*c);
 }
 
 // Tell epoll what we wait for on this client now: input unless it sent EOF,

@@ -434,7 +434,7 @@ fi
 
 # ================================================================ the document
 machine() {
-    echo "- CPU: $(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1), $(nproc) cores (shared with other work while this ran)"
+    echo "- CPU: $(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1), $(nproc) cores, shared by the load generator and the server"
     echo "- memory: $(free -g | awk '/^Mem:/ { print $2 }') GiB; kernel $(uname -r); $(sed -n 's/^PRETTY_NAME="\(.*\)"/\1/p' /etc/os-release)"
     echo "- compiler: $(g++ --version | head -1); OpenSSL: $(openssl version)"
     echo "- the others: $(ncat --version 2>&1 | head -1 | sed 's/ (.*//'); $(socat -V | sed -n 's/^socat version \([^ ]*\).*/socat \1/p'); $(iperf3 --version 2>/dev/null | head -1 | cut -d' ' -f1-2)"

@@ -1,4 +1,5 @@
-// Docs cannot drift (1/3): every link and #anchor resolves.
+// Docs cannot drift (1/3): every link and #anchor resolves, and the bench
+// figures docs/02 quotes are the last run's.
 //
 // - Every docs/FILE.md#anchor written anywhere (code comments, Makefiles,
 //   explain texts, docs) names an existing file and one of its anchors.
@@ -134,4 +135,25 @@ TEST_CASE("docs: relative links and #anchors inside docs/ and README resolve") {
         }
     }
     CHECK(checked > 20);
+}
+
+// docs/02-multiclient.md quotes the plot's points from the run that wrote
+// docs/benchmarks.md; a new `make bench` must not leave the old ones there.
+TEST_CASE("docs: the bench points quoted in 02-multiclient.md are benchmarks.md's") {
+    // From the line after the first `marker` found at or after `from`, up to
+    // the next ``` (the end of the code block).
+    auto lines_after = [](const std::string& text, const std::string& marker,
+                          std::size_t from = 0) -> std::string {
+        const auto at = text.find(marker, from);
+        if (at == std::string::npos) return "(missing: " + marker + ")";
+        const auto start = text.find('\n', at) + 1;
+        const auto end = text.find("```", start);
+        return text.substr(start, end == std::string::npos ? end : end - start);
+    };
+    const std::string bench = read_file(repo_path("docs/benchmarks.md"));
+    const std::string lesson = read_file(repo_path("docs/02-multiclient.md"));
+    const std::string points = lines_after(bench, "```", bench.find("The points of the plot"));
+    const std::string quoted = lines_after(lesson, "$ cat build/bench/clients.dat");
+    CHECK(points.find("epoll 10000 ") != std::string::npos);
+    CHECK(quoted == points);
 }

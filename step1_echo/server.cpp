@@ -113,7 +113,7 @@ Outcome echo(int client, Context& ctx) {
     // 256 KiB: on loopback a bulk sender fills the receive queue faster than
     // we empty it, so one big recv() takes what four 64 KiB ones would, and
     // each 64 KiB we do not split saves a poll(), a recv() and a send()
-    // (this halved the server's CPU per megabyte: docs/benchmarks.md).
+    // (this halved the server's CPU per megabyte: docs/01-echo.md#recv).
     std::array<char, 256 * 1024> buffer;
     while (wait_for(client, POLLIN, ctx)) {
         // [docs:recv]

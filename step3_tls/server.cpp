@@ -642,6 +642,12 @@ void Server::on_writable(Connection& c) {
         ctx_.explain.sent(c.fd(), r.bytes);
         sent_since_trim_ += r.bytes;
     }
+    if (c.wait_write && ctx_.explain.enabled()) {
+        ctx_.explain.note("SSL_write on fd " + std::to_string(c.fd()) +
+                              ": WANT_WRITE, the send buffer is full; the same record waits "
+                              "and is passed again when select() says writable",
+                          "03-tls.md#ssl_write");
+    }
     progress_close(c, Clock::now());
 }
 

@@ -140,20 +140,19 @@ TEST_CASE("docs: relative links and #anchors inside docs/ and README resolve") {
 // docs/02-multiclient.md quotes the plot's points from the run that wrote
 // docs/benchmarks.md; a new `make bench` must not leave the old ones there.
 TEST_CASE("docs: the bench points quoted in 02-multiclient.md are benchmarks.md's") {
-    // From the line after the first `marker` found at or after `from`, up to
-    // the next ``` (the end of the code block).
-    auto lines_after = [](const std::string& text, const std::string& marker,
-                          std::size_t from = 0) -> std::string {
-        const auto at = text.find(marker, from);
-        if (at == std::string::npos) return "(missing: " + marker + ")";
-        const auto start = text.find('\n', at) + 1;
-        const auto end = text.find("```", start);
-        return text.substr(start, end == std::string::npos ? end : end - start);
+    // The text of the first code block in `markdown` that starts with `head`,
+    // without `head`.
+    auto block_after = [](const std::string& markdown, const std::string& head) {
+        for (const docs::Block& b : docs::blocks_of(markdown)) {
+            if (b.text.starts_with(head)) return b.text.substr(head.size());
+        }
+        return "(no block starting with " + head + ")";
     };
-    const std::string bench = read_file(repo_path("docs/benchmarks.md"));
-    const std::string lesson = read_file(repo_path("docs/02-multiclient.md"));
-    const std::string points = lines_after(bench, "```", bench.find("The points of the plot"));
-    const std::string quoted = lines_after(lesson, "$ cat build/bench/clients.dat");
+    const std::string points =
+        block_after(read_file(repo_path("docs/benchmarks.md")), "select 10 ");
+    const std::string quoted =
+        block_after(read_file(repo_path("docs/02-multiclient.md")),
+                    "$ make bench\n$ cat build/bench/clients.dat\nselect 10 ");
     CHECK(points.find("epoll 10000 ") != std::string::npos);
     CHECK(quoted == points);
 }

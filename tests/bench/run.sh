@@ -52,6 +52,26 @@ allowed_cpus() {
     done | tr '\n' ' '
 }
 read -ra CPUS <<<"$(allowed_cpus)"
+CAN_PIN="" CAN_SPLIT=""
+have taskset && CAN_PIN=1
+[ -n "$CAN_PIN" ] && [ "${#CPUS[@]}" -ge 2 ] && CAN_SPLIT=1
+# A placement is named by its row's suffix: ...one (server and load generator
+# on one CPU), ...two (the server on one, the load generator on another) or
+# ...free (wherever the scheduler puts them). place NAME pins for it.
+place() {
+    case $1 in
+    *one) pin "${CPUS[0]}" "${CPUS[0]}" ;;
+    *two) pin "${CPUS[0]}" "${CPUS[1]}" ;;
+    *) pin ;;
+    esac
+}
+where() {
+    case $1 in
+    *one) echo "server and load generator on one CPU" ;;
+    *two) echo "server on one CPU, load generator on the other" ;;
+    *) echo "wherever the scheduler puts them" ;;
+    esac
+}
 cleanup() {
     for p in "${PIDS[@]:-}"; do
         [ -n "$p" ] && kill -KILL -- "-$p" 2>/dev/null || true
@@ -214,20 +234,17 @@ ECHO_ALT=(echo socat ncat-exec)
 # trip is measured three ways, alternating: everything on one CPU (rt64one:
 # the servers' own work), server and load generator on two CPUs (rt64two: the
 # price of waking another CPU included), and wherever the scheduler puts them
-# (rt64). taskset pins the server with everything it forks (socat's cat too).
-PLACEMENTS=(rt64one rt64)
-[ "${#CPUS[@]}" -ge 2 ] && have taskset && PLACEMENTS=(rt64one rt64two rt64)
-have taskset || PLACEMENTS=(rt64)
+# (rt64free). taskset pins the server with everything it forks (socat's cat
+# too). The first placement of the list carries the targets in the table.
+PLACEMENTS=(rt64free)
+# shellcheck disable=SC2206 # ${CAN_SPLIT:+rt64two}: the word, or none
+[ -n "$CAN_PIN" ] && PLACEMENTS=(rt64one ${CAN_SPLIT:+rt64two} rt64free)
 for i in $(seq $((REPS == 1 ? 3 : REPS + 2))); do
     for placement in "${PLACEMENTS[@]}"; do
         # On one CPU a run is short and steady: every round; across CPUs
         # REPS of them (3, or 1 in QUICK), to stay within the time bound.
         [ "$placement" != rt64one ] && [ "$i" -gt "$REPS" ] && continue
-        case $placement in
-        rt64one) pin "${CPUS[0]}" "${CPUS[0]}" ;;
-        rt64two) pin "${CPUS[0]}" "${CPUS[1]}" ;;
-        *) pin ;;
-        esac
+        place "$placement"
         for c in "${ECHO_ALT[@]}"; do
             record "$placement" "$c" \
                 "$(run "$c" echo-rtt --rounds "$RT_ROUNDS" --bytes 64 --time-limit 20)" \
@@ -314,19 +331,18 @@ if [ -n "$HAVE_SELECT" ]; then
     # Where the server and the load generator run changes how many lines the
     # server finds per wake-up, and with it the CPU per line (by hand, the same
     # run unpinned gave 390-690 ns per line alone), so the comparison is made
-    # with the server on one CPU and the load generator on the other (idle100,
+    # with the server on one CPU and the load generator on the other (idle100two,
     # the row with the target), and again unpinned (idle100free), alternating.
     if [ -n "$HAVE_EPOLL" ]; then
         log "epoll: 100 active clients, alone and with $IDLE_N idle ones"
         IDLE_PLACEMENTS=(idle100free)
-        # (QUICK: the pinned pair only, to stay within its minute)
-        if [ "${#CPUS[@]}" -ge 2 ] && have taskset; then
-            IDLE_PLACEMENTS=(idle100 idle100free)
-            [ -n "$QUICK" ] && IDLE_PLACEMENTS=(idle100)
+        if [ -n "$CAN_SPLIT" ]; then
+            IDLE_PLACEMENTS=(idle100two idle100free)
+            [ -n "$QUICK" ] && IDLE_PLACEMENTS=(idle100two) # to stay within its minute
         fi
         for _ in $(seq "$REPS"); do
             for placement in "${IDLE_PLACEMENTS[@]}"; do
-                if [ "$placement" = idle100 ]; then pin "${CPUS[0]}" "${CPUS[1]}"; else pin; fi
+                place "$placement"
                 record "$placement" alone "$(run epoll relay --commands --clients 100 --lines "$IDLE_LINES" \
                     --warmup 1 --time-limit 30)" server_ns_per_msg server_warmup_ms server_ns_per_msg_all lost
                 record "$placement" with-idle "$(run epoll relay --commands --clients 100 --idle "$IDLE_N" \
@@ -381,16 +397,10 @@ TABLE=$OUT/table.md
 # the other CPU (benchmarks.md: "Where a round trip's time goes"), and the
 # row "socat's minus ours" shows that the work ours saves is the same there.
 for placement in "${PLACEMENTS[@]}"; do
-    case $placement in
-    rt64one) where="server and load generator on one CPU" ;;
-    rt64two) where="server on one CPU, load generator on the other" ;;
-    *) where="wherever the scheduler puts them" ;;
-    esac
-    if [ "$placement" = rt64one ] || [ "${PLACEMENTS[*]}" = rt64 ]; then
-        compare "$placement" "echo, 64 B round trips, 1 connection: $where" server_us_per_rt "server µs per round trip" echo socat "≤ 0.5" "r <= 0.5"
-    else
-        compare "$placement" "echo, 64 B round trips, 1 connection: $where" server_us_per_rt "server µs per round trip" echo socat "" ""
-    fi
+    target=("" "")
+    [ "$placement" = "${PLACEMENTS[0]}" ] && target=("≤ 0.5" "r <= 0.5")
+    compare "$placement" "echo, 64 B round trips, 1 connection: $(where "$placement")" server_us_per_rt \
+        "server µs per round trip" echo socat "${target[@]}"
     compare "$placement" "" server_us_per_rt "server µs per round trip" echo ncat-exec "≤ 1" "r <= 1"
     a=$(med "$placement" echo server_us_per_rt) b=$(med "$placement" socat server_us_per_rt)
     [ -n "$a" ] && [ -n "$b" ] &&
@@ -459,15 +469,9 @@ if [ -n "$HAVE_SELECT" ]; then
     fi
     if [ -n "$HAVE_EPOLL" ]; then
         for placement in "${IDLE_PLACEMENTS[@]}"; do
-            if [ "$placement" = idle100 ]; then
-                where="server on one CPU, load generator on the other"
-                target=("≤ 1.25" "r <= 1.25")
-            else
-                where="wherever the scheduler puts them"
-                target=("" "")
-                [ "${IDLE_PLACEMENTS[*]}" = idle100free ] && target=("≤ 1.25" "r <= 1.25")
-            fi
-            compare "$placement" "epoll, 100 active + $IDLE_N idle vs 100 alone: $where" server_ns_per_msg \
+            target=("" "")
+            [ "$placement" = "${IDLE_PLACEMENTS[0]}" ] && target=("≤ 1.25" "r <= 1.25")
+            compare "$placement" "epoll, 100 active + $IDLE_N idle vs 100 alone: $(where "$placement")" server_ns_per_msg \
                 "server ns per message (answered command), after the first round" with-idle alone "${target[@]}"
             compare "$placement" "" server_warmup_ms \
                 "server ms for the first round (1000 commands), paid once" with-idle alone "" ""

@@ -5,8 +5,14 @@
 // relay. The relay passes text byte for byte (SPEC); the project's client
 // must print every control byte but tab as "\xNN", so what reaches the
 // terminal is inert text. Checked for the stage 2 and stage 3 clients.
+#include <openssl/ssl.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include <memory>
 #include <string>
 
+#include "../../common/net.hpp"
 #include "doctest.h"
 #include "harness.hpp"
 
@@ -95,4 +101,53 @@ TEST_CASE("terminal safety, stage 3: escapes from a TLS peer are printed as \\xN
         CHECK(attacker.wait() == 0);
     }
     expect_escaped(receiver);
+}
+
+// The last line of a stream may lack its '\n': the client prints it at EOF,
+// escaped like any other (raw, an escape sequence would reach the terminal).
+TEST_CASE("terminal safety, stage 2: a last line without newline at EOF is printed escaped") {
+    Listener peer;  // a hostile server: one line, then one without '\n', then FIN
+    Child client({repo_path("step2_multiclient/client"), "127.0.0.1", std::to_string(peer.port())},
+                 piped_stdin());
+    common::Fd conn = peer.accept();
+    REQUIRE(conn);
+    common::send_all(conn.get(), "first\n" + kAttack);
+    conn.reset();
+    const std::string out = client.out().until_eof();
+    CHECK(out == "first\n" + kShown + "\n");
+    CHECK(inert(out));
+    CHECK(client.wait() == 0);
+}
+
+TEST_CASE("terminal safety, stage 3: a last line without newline at EOF is printed escaped") {
+    // A hostile TLS server with the stage's own certificate (make certs).
+    std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> ctx(SSL_CTX_new(TLS_server_method()),
+                                                          SSL_CTX_free);
+    REQUIRE(ctx);
+    REQUIRE(SSL_CTX_use_certificate_chain_file(
+                ctx.get(), repo_path("step3_tls/certs/server.crt").c_str()) == 1);
+    REQUIRE(SSL_CTX_use_PrivateKey_file(ctx.get(), repo_path("step3_tls/certs/server.key").c_str(),
+                                        SSL_FILETYPE_PEM) == 1);
+    Listener peer;
+    Child client({repo_path("step3_tls/client"), "127.0.0.1", std::to_string(peer.port())},
+                 piped_stdin());
+    common::Fd conn = peer.accept();
+    REQUIRE(conn);
+    timeval tv{5, 0};  // no SSL call below may hang the test
+    ::setsockopt(conn.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ::setsockopt(conn.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    std::unique_ptr<SSL, decltype(&SSL_free)> ssl(SSL_new(ctx.get()), SSL_free);
+    REQUIRE(ssl);
+    SSL_set_fd(ssl.get(), conn.get());
+    REQUIRE(SSL_accept(ssl.get()) == 1);
+    const std::string data = "first\n" + kAttack;
+    REQUIRE(SSL_write(ssl.get(), data.data(), static_cast<int>(data.size())) ==
+            static_cast<int>(data.size()));
+    SSL_shutdown(ssl.get());  // close_notify: the clean end of the stream
+    ssl.reset();
+    conn.reset();
+    const std::string out = client.out().until_eof();
+    CHECK(out == "first\n" + kShown + "\n");
+    CHECK(inert(out));
+    CHECK(client.wait() == 0);
 }

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <csignal>
 #include <string>
 
@@ -317,4 +318,20 @@ TEST_CASE(
     TlsConn after(s.port, with_ca(certs));
     REQUIRE(after.ok());
     CHECK(after.line() == "* welcome guest-2 (2 online)");
+}
+
+TEST_CASE(
+    "client: --timeout bounds the TLS handshake with a server that accepts and never answers") {
+    Listener silent;  // accepts, reads nothing, says nothing
+    const auto start = std::chrono::steady_clock::now();
+    Child c = run_client("127.0.0.1", silent.port(), {"--timeout", "1"});
+    common::Fd accepted = silent.accept();
+    REQUIRE(accepted);
+    CHECK(c.wait(10000ms) == 1);
+    const auto took = std::chrono::steady_clock::now() - start;
+    CHECK(c.stderr_text() == "TLS handshake with 127.0.0.1:" + std::to_string(silent.port()) +
+                                 ": timed out after 1 s\n");
+    CHECK(took >= 900ms);
+    CHECK(took < 5000ms);
+    CHECK(c.out().until_eof(1000ms).empty());
 }

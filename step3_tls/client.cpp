@@ -100,6 +100,11 @@ tls::Session start_tls(SSL_CTX* ctx, int sock, const common::ClientOptions& opts
     tls::Session ssl(::SSL_new(ctx));
     if (!ssl || ::SSL_set_fd(ssl.get(), sock) != 1) tls::throw_error("SSL_new", target);
     // [docs:verify-host]
+    // The name is looked for in the certificate's subjectAltName only, never
+    // in the subject's CN: RFC 6125 and the CA/Browser Forum rules, as every
+    // browser does.  docs/03-tls.md#the-name-is-in-the-san-only
+    ::X509_VERIFY_PARAM_set_hostflags(::SSL_get0_param(ssl.get()),
+                                      X509_CHECK_FLAG_NEVER_CHECK_SUBJECT);
     if (tls::is_ip_literal(opts.host)) {
         // An address literal is checked against the certificate's IP SANs;
         // SNI carries host names only (RFC 6066), so none is sent.

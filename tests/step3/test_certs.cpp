@@ -120,6 +120,23 @@ TEST_CASE("client: a certificate for another name is refused: hostname mismatch"
     expect_refused(c, "certificate verify failed: hostname mismatch");
 }
 
+// Browsers stopped reading the host name from the subject's CN long ago (RFC
+// 6125 6.4.4; the CA/Browser Forum requires the name in subjectAltName): a
+// certificate that has it only there is for no host at all.
+TEST_CASE("client: a certificate whose name is only in the CN (no subjectAltName) is refused") {
+    Certs certs;
+    certs.issue("cnonly", "/CN=localhost", "");  // our CA, the right name, no SAN
+    std::string text;
+    REQUIRE(shell("openssl x509 -noout -ext subjectAltName -in " + (certs / "cnonly.crt"), &text) ==
+            0);
+    REQUIRE(text.find("DNS:") == std::string::npos);
+    Server s = start_server("step3_tls/server",
+                            {"--cert", certs / "cnonly.crt", "--key", certs / "cnonly.key"});
+    Child c = run_client("localhost", s.port, {"--ca", certs / "ca.crt"});
+    expect_refused(c, "TLS handshake with localhost:" + std::to_string(s.port) +
+                          ": certificate verify failed: hostname mismatch");
+}
+
 TEST_CASE("client: an expired certificate is refused: certificate has expired") {
     Certs certs;
     certs.issue("expired", "/CN=localhost", "subjectAltName=DNS:localhost", -1);

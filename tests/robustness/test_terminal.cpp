@@ -36,17 +36,38 @@ SpawnOptions stdin_from(const std::string& path) {
 const std::string kAttack = std::string("\x1b[2J\x1b[H\x1b]0;owned\x07 bell\x07 bs\x08 nul") +
                             std::string(1, '\0') +
                             " del\x7f cr\r c1\xc2\x9b"
-                            "31m tab\tok \xc3\xa9";
+                            "31m tab\tok \xc3\xa9"
+                            " rlo\xe2\x80\xae"
+                            "txt lri\xe2\x81\xa6 zw\xe2\x80\x8bsp bom\xef\xbb\xbf";
 // What the client must print for it: the same, with the controls spelled out.
 const std::string kShown =
     "\\x1b[2J\\x1b[H\\x1b]0;owned\\x07 bell\\x07 bs\\x08 nul\\x00 del\\x7f cr\\x0d "
-    "c1\\xc2\\x9b31m tab\tok \xc3\xa9";
+    "c1\\xc2\\x9b31m tab\tok \xc3\xa9 rlo\\u202etxt lri\\u2066 zw\\u200bsp bom\\ufeff";
 const std::string kPrivate = "/msg guest-1 \x1b[5mblink\x1b[0m";
 const std::string kPrivateShown = "guest-2 (private): \\x1b[5mblink\\x1b[0m";
 
+// The UTF-8 forms of the bidirectional controls and the zero-width and
+// other invisible format characters (U+00AD, U+061C, U+200B-200F,
+// U+2028-202E, U+2060-2064, U+2066-2069, U+FEFF), spelled out here rather
+// than taken from the code under test.
+bool has_invisible(const std::string& out) {
+    if (out.find("\xc2\xad") != std::string::npos || out.find("\xd8\x9c") != std::string::npos ||
+        out.find("\xef\xbb\xbf") != std::string::npos)
+        return true;
+    for (std::size_t i = 0; i + 2 < out.size(); ++i) {
+        if (out[i] != '\xe2') continue;
+        const auto b = static_cast<unsigned char>(out[i + 1]);
+        const auto c = static_cast<unsigned char>(out[i + 2]);
+        if (b == 0x80 && ((c >= 0x8b && c <= 0x8f) || (c >= 0xa8 && c <= 0xae))) return true;
+        if (b == 0x81 && ((c >= 0xa0 && c <= 0xa4) || (c >= 0xa6 && c <= 0xa9))) return true;
+    }
+    return false;
+}
+
 // Nothing in `out` that a terminal would act on: only '\t' and '\n' below
-// 0x20, no DEL, no C1 control in its UTF-8 form.
+// 0x20, no DEL, no C1 control in its UTF-8 form, no invisible format character.
 bool inert(const std::string& out) {
+    if (has_invisible(out)) return false;
     for (std::size_t i = 0; i < out.size(); ++i) {
         const auto c = static_cast<unsigned char>(out[i]);
         if (c < 0x20 && c != '\t' && c != '\n') return false;

@@ -138,6 +138,17 @@ TEST_CASE("relay: /nick renames for all; bad, taken and own nicks are errors to 
     expect(*b, "Bob: after");
 }
 
+TEST_CASE("relay: an error line quotes the sender's control bytes escaped, never raw") {
+    Server s = start_server(kServer);
+    auto a = join(s);
+    a->send("/nick \x1b]0;owned\x07\n");
+    expect(*a, "* error: invalid nick \\x1b]0;owned\\x07 (1-16 of A-Z a-z 0-9 _ -, no spaces)");
+    a->send(
+        "/msg \xe2\x80\xae"
+        "evil hi\n");
+    expect(*a, "* error: no such user \\u202eevil");
+}
+
 TEST_CASE("relay: /msg reaches only NAME; errors for unknown NAME and missing TEXT") {
     Server s = start_server(kServer);
     auto a = join(s);

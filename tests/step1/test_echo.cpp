@@ -186,7 +186,8 @@ TEST_CASE("stage 1: sending to a peer that has reset does not kill the server (S
         // buffer and the server's send buffer, and the server waits to
         // write. Each piece must reach the server (our send queue empty).
         // The server waits to write once the bytes that reached it stay
-        // unread (its Recv-Q in ss).
+        // unread (its Recv-Q in ss) for a whole second: a merely busy server
+        // reads them well before that.
         const std::string piece(16 * 1024, 'p');
         const std::string port = std::to_string(s.port);
         auto server_unread = [&] {
@@ -198,7 +199,7 @@ TEST_CASE("stage 1: sending to a peer that has reset does not kill the server (S
         for (int i = 0; i < 4096 && !blocked; ++i) {
             rude.send(piece);
             REQUIRE(eventually([&] { return queued(rude.fd(), SIOCOUTQ) == 0; }));
-            blocked = !eventually([&] { return server_unread() == 0; }, 300ms);
+            blocked = !eventually([&] { return server_unread() == 0; }, 1000ms);
         }
         REQUIRE(blocked);
         rude.shutdown_write();  // FIN: the server's side is now in CLOSE_WAIT

@@ -23,7 +23,7 @@
 //
 // On a 2-core machine the load generator saturates before a good server does,
 // so with --server-pid PID every scenario also reports the server's own CPU
-// (utime+stime, read as ns from /proc/PID/schedstat; of the whole process tree,
+// (utime+stime, read as ns from /proc/PID/task/*/schedstat; of the whole process tree,
 // so socat's and ncat's per-connection children count) per unit of work, and
 // its resident memory. That is the figure to compare.
 
@@ -97,17 +97,32 @@ struct Options {
     double hold = 1;                     // idle: seconds to hold
     int sources = 8;                     // 127.0.0.x source addresses to spread over
     int window = 100;                    // relay, idle: connections joining at once
+    // relay: the protocol spoken (chat: ours, one line per message; resp:
+    // Redis SUBSCRIBE/PUBLISH over two connections per client; nats; irc).
+    std::string proto = "chat";
+    long ahead = 0;            // relay --ahead K: a sender stays at most K lines ahead of
+                               // the average receiver of its lines (0: rounds of --batch)
+    bool unpaced = false;      // relay: every line written as fast as the kernel takes it
+    double connect_rate = 0;   // relay, idle: connections opened per second at most (0: any)
+    int flooders = 5;          // slow: clients flooding the room
+    long slow_kib = 0;         // slow: the slow reader drains this many KiB per 100 ms
+    bool never_reads = false;  // slow: the slow reader never reads
+    double baseline = 5;       // slow: seconds measured without the slow reader
+    double phase = 20;         // slow: seconds measured with it
+    double part = 5;           // slow: the first and last part compared, seconds
 };
 
 [[noreturn]] void usage(const char* why) {
     std::fprintf(
         stderr,
         "loadgen: %s\n"
-        "usage: loadgen echo-rtt|echo-bulk|relay|handshakes|idle PORT [options]\n"
+        "usage: loadgen echo-rtt|echo-bulk|relay|handshakes|idle|slow|half-hello PORT [options]\n"
         "  --host H --server-pid PID --time-limit S --tls --conns N --rounds M\n"
         "  --bytes B --mbytes X --clients N --idle I --lines M --batch K --warmup K --private\n"
         "  --commands\n"
-        "  --welcome PREFIX --count N --parallel K --hold S --sources K --window K\n",
+        "  --welcome PREFIX --count N --parallel K --hold S --sources K --window K\n"
+        "  --proto chat|resp|nats|irc --ahead K --unpaced --connect-rate R\n"
+        "  --flooders F --slow-kib K --never-reads --baseline S --phase S --part S\n",
         why);
     std::exit(2);
 }
@@ -185,10 +200,33 @@ Options parse(int argc, char** argv) {
             o.sources = number<int>(a, arg());
         else if (a == "--window")
             o.window = number<int>(a, arg());
+        else if (a == "--proto")
+            o.proto = arg();
+        else if (a == "--ahead")
+            o.ahead = number<long>(a, arg());
+        else if (a == "--unpaced")
+            o.unpaced = true;
+        else if (a == "--connect-rate")
+            o.connect_rate = number<double>(a, arg());
+        else if (a == "--flooders")
+            o.flooders = number<int>(a, arg());
+        else if (a == "--slow-kib")
+            o.slow_kib = number<long>(a, arg());
+        else if (a == "--never-reads")
+            o.never_reads = true;
+        else if (a == "--baseline")
+            o.baseline = number<double>(a, arg());
+        else if (a == "--phase")
+            o.phase = number<double>(a, arg());
+        else if (a == "--part")
+            o.part = number<double>(a, arg());
         else
             usage((std::string("unknown option ") + std::string(a)).c_str());
     }
     if (o.port <= 0 || o.port > 65535) usage("PORT out of range");
+    if (o.proto != "chat" && o.proto != "resp" && o.proto != "nats" && o.proto != "irc")
+        usage("--proto: chat, resp, nats or irc");
+    if (o.proto != "chat" && o.private_msgs) usage("--private and --commands need --proto chat");
     if (o.bytes < 16 && o.scenario == "relay") usage("--bytes: at least 16 for relay lines");
     if (o.warmup < 0 || o.bytes == 0 || o.conns == 0 || o.batch == 0 || o.parallel == 0 ||
         o.sources == 0 || o.window == 0)
@@ -249,11 +287,25 @@ Usage sample_tree(pid_t root) {
         const auto f = stat_fields(pid);
         if (f.size() < 22) continue;  // gone meanwhile
         ++u.procs;
-        // schedstat's first field is utime+stime in ns; stat has it in ticks.
-        std::istringstream sched(slurp("/proc/" + std::to_string(pid) + "/schedstat"));
-        double run_ns = -1;
-        if (!(sched >> run_ns))
-            run_ns = (std::atof(f[11].c_str()) + std::atof(f[12].c_str())) / tick * 1e9;
+        // schedstat's first field is utime+stime in ns (stat has it in 10 ms
+        // ticks); it is per thread, so a threaded server (nats-server, Redis's
+        // I/O threads) is the sum over /proc/PID/task/.
+        double run_ns = 0;
+        bool have_ns = false;
+        const std::string tasks = "/proc/" + std::to_string(pid) + "/task";
+        if (DIR* d = opendir(tasks.c_str())) {
+            while (dirent* e = readdir(d)) {
+                if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+                std::istringstream sched(slurp(tasks + "/" + e->d_name + "/schedstat"));
+                double ns = 0;
+                if (sched >> ns) {
+                    run_ns += ns;
+                    have_ns = true;
+                }
+            }
+            closedir(d);
+        }
+        if (!have_ns) run_ns = (std::atof(f[11].c_str()) + std::atof(f[12].c_str())) / tick * 1e9;
         // cutime+cstime: children that have exited and been waited for.
         u.cpu_s += run_ns / 1e9 + (std::atof(f[13].c_str()) + std::atof(f[14].c_str())) / tick;
         u.rss_kb += std::atol(f[21].c_str()) * page_kb;
@@ -303,8 +355,9 @@ struct Conn {
     bool closed = false;       // EOF or error seen
     bool want_out = false;     // EPOLLOUT registered
     bool ssl_wants_write = false;
-    std::string in;   // received, not yet consumed
-    std::string out;  // to send
+    bool paused = false;  // not reading: the test reads it by hand (read_raw), or never
+    std::string in;       // received, not yet consumed
+    std::string out;      // to send
     std::size_t out_off = 0;
     std::uint64_t bytes_in = 0;
     Clock::time_point started;
@@ -385,6 +438,33 @@ class Net {
             if (p) f(*p);
     }
 
+    // Stop reading c: the kernel's buffers fill up, then the server's queue.
+    void pause_reading(Conn& c) {
+        if (c.paused || c.closed) return;
+        c.paused = true;
+        epoll_event ev{};
+        ev.events = c.want_out ? EPOLLOUT : 0u;
+        ev.data.u64 = c.slot;
+        ::epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, c.fd.get(), &ev);
+    }
+    // Read up to `max` bytes straight from the socket (over TLS, still
+    // encrypted) and throw them away: a reader that drains slowly. Returns the
+    // bytes read; on EOF or an error the connection is closed (on_close).
+    std::size_t read_raw(Conn& c, std::size_t max) {
+        char buf[16 * 1024];
+        std::size_t got = 0;
+        while (got < max && !c.closed) {
+            const ssize_t n = ::recv(c.fd.get(), buf, std::min(sizeof buf, max - got), 0);
+            if (n < 0 && common::is_transient(errno)) break;
+            if (n <= 0) {
+                fail(c);
+                break;
+            }
+            got += static_cast<std::size_t>(n);
+        }
+        return got;
+    }
+
     // Send close_notify (TLS) and FIN; the connection stays until EOF.
     void shutdown(Conn& c) {
         if (c.ssl) SSL_shutdown(c.ssl.get());
@@ -442,7 +522,7 @@ class Net {
         if (c.want_out == on || c.closed) return;
         c.want_out = on;
         epoll_event ev{};
-        ev.events = EPOLLIN | (on ? EPOLLOUT : 0u);
+        ev.events = (c.paused ? 0u : EPOLLIN) | (on ? EPOLLOUT : 0u);
         ev.data.u64 = c.slot;
         ::epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, c.fd.get(), &ev);
     }
@@ -496,7 +576,7 @@ class Net {
                 return;
             }
         }
-        if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) read_some(c);
+        if (!c.paused && (events & (EPOLLIN | EPOLLERR | EPOLLHUP))) read_some(c);
         if (!c.closed) flush(c);
     }
 
@@ -808,28 +888,104 @@ int echo_bulk(const Options& o) {
     return bad == 0 ? 0 : 1;
 }
 
+// The CPU time this process has used so far: the load generator's own cost,
+// reported next to the server's so a reader sees which of them saturated.
+double own_cpu_s() {
+    rusage ru{};
+    ::getrusage(RUSAGE_SELF, &ru);
+    return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+// How each protocol frames one message to the room (`text` never holds a
+// newline), and where a received line carries one.
+enum class Proto { chat, resp, nats, irc };
+
+Proto proto_of(const std::string& name) {
+    if (name == "resp") return Proto::resp;
+    if (name == "nats") return Proto::nats;
+    if (name == "irc") return Proto::irc;
+    return Proto::chat;
+}
+
+void frame(Proto p, std::string& out, std::string_view text) {
+    switch (p) {
+        case Proto::chat:
+            break;
+        case Proto::resp:  // PUBLISH room TEXT, as a RESP array of bulk strings
+            out += "*3\r\n$7\r\nPUBLISH\r\n$4\r\nroom\r\n$";
+            out += std::to_string(text.size());
+            out += "\r\n";
+            break;
+        case Proto::nats:
+            out += "PUB room ";
+            out += std::to_string(text.size());
+            out += "\r\n";
+            break;
+        case Proto::irc:
+            out += "PRIVMSG #room :";
+            break;
+    }
+    out += text;
+    out += p == Proto::chat ? "\n" : "\r\n";
+}
+
+// The message a received line carries ("@S:Q:xxx..."), or empty.
+std::string_view payload(Proto p, std::string_view line) {
+    switch (p) {
+        case Proto::chat:  // "<nick> @S:Q:xxx" (or the error line of --commands)
+            if (const auto at = line.find('@'); at != std::string_view::npos)
+                return line.substr(at);
+            return {};
+        case Proto::resp:  // the bulk string's own line, after "$N"
+        case Proto::nats:  // the payload's own line, after "MSG room 1 N"
+            return line.starts_with('@') ? line : std::string_view{};
+        case Proto::irc: {  // ":nick!user@host PRIVMSG #room :@S:Q:xxx"
+            if (!line.starts_with(':')) return {};
+            const auto sp = line.find(' ');
+            if (sp == std::string_view::npos || line.substr(sp + 1, 8) != "PRIVMSG ") return {};
+            const auto colon = line.find(" :", sp + 1);
+            return colon == std::string_view::npos ? std::string_view{} : line.substr(colon + 2);
+        }
+    }
+    return {};
+}
+
 // The chat relay: R = clients + idle connections join; then each active
-// client sends `lines` lines in rounds of `batch`, and every delivery is
-// checked. A line's text is "@SENDER:SEQ:xxxx..." (bytes - 1 characters).
+// client sends `lines` lines, and every delivery is checked. A line's text is
+// "@SENDER:SEQ:xxxx..." (bytes - 1 characters). The same room in every
+// protocol: ours (chat), Redis pub/sub (resp: each client SUBSCRIBEs on one
+// connection and PUBLISHes on another), NATS (SUB and PUB on one connection,
+// "echo":false so a client does not get its own messages) and IRC (JOIN and
+// PRIVMSG, which never echoes). Lines go out in rounds of --batch (each round
+// waits for every delivery), or with --ahead K as a stream where a sender is
+// at most K lines ahead of the average receiver of its lines, or --unpaced as
+// fast as the kernel takes them.
 int relay(const Options& o, bool idle_only) {
     const int A = idle_only ? 0 : o.clients;
     const int I = idle_only ? o.clients : o.idle;
     const int R = A + I;
     const long M = idle_only ? 0 : o.lines;
     const std::size_t text_len = o.bytes - 1;
+    const Proto P = proto_of(o.proto);
+    const bool streaming = o.ahead > 0 || o.unpaced;
     Net net(o);
     const auto start = Clock::now();
     const auto deadline = after_seconds(o.time_limit);
     const Usage base = sample_tree(o.server_pid);
 
     struct Client {
-        Conn* c = nullptr;
+        Conn* c = nullptr;    // receives (and sends, but for resp)
+        Conn* pub = nullptr;  // resp: the connection that PUBLISHes
         bool joined = false;
+        bool subscribed = false;  // resp
+        bool dropped = false;     // closed by the server while messages flowed
         std::string nick;
+        std::string note;  // the last line that was not a message (a drop's reason)
     };
     std::vector<Client> cl(static_cast<std::size_t>(R));  // idle first, then active
     auto active_index = [&](int id) { return id - I; };
-    int opened = 0, joined = 0, failed = 0;
+    int opened = 0, joined = 0, failed = 0, dropped = 0;
     double join_s = 0;
     auto last_byte = Clock::now();
     bool messages = false;
@@ -839,18 +995,21 @@ int relay(const Options& o, bool idle_only) {
     std::vector<bool> got(o.private_msgs ? static_cast<std::size_t>(A) * M
                                          : static_cast<std::size_t>(R) * A * M);
     std::vector<std::int32_t> last(static_cast<std::size_t>(R) * std::max(A, 1), -1);
-    std::uint64_t ok = 0, dup = 0, ooo = 0, corrupt = 0, misdelivered = 0;
+    std::uint64_t ok = 0, dup = 0, ooo = 0, corrupt = 0, misdelivered = 0, self = 0;
+    std::vector<std::uint64_t> to(static_cast<std::size_t>(R), 0);  // delivered to receiver
+    std::vector<std::uint64_t> from(static_cast<std::size_t>(std::max(A, 1)), 0);  // of sender
+    std::vector<long> sent(static_cast<std::size_t>(std::max(A, 1)), 0);
+    std::vector<long> top(static_cast<std::size_t>(std::max(A, 1)), 0);  // highest seq seen + 1
+    long total_sent = 0;
     auto target_of = [&](int sender, long seq) {  // private: a ring over the active clients
         if (o.commands) return sender;            // the error comes back to the sender
         return (sender + 1 + static_cast<int>(seq % std::max(A - 1, 1))) % A;
     };
 
-    auto deliver = [&](int recv_id, std::string_view line) {
-        const auto at = line.find('@');
-        if (at == std::string_view::npos) return;  // a notice: joined, left, ...
-        std::string_view t = line.substr(at + 1);
+    auto deliver = [&](int recv_id, std::string_view t) {
         int s = -1;
         long q = -1;
+        t.remove_prefix(1);  // '@'
         auto p1 = std::from_chars(t.data(), t.data() + t.size(), s);
         if (p1.ec != std::errc() || p1.ptr == t.data() + t.size() || *p1.ptr != ':') {
             ++corrupt;
@@ -859,7 +1018,7 @@ int relay(const Options& o, bool idle_only) {
         const char* qs = p1.ptr + 1;
         auto p2 = std::from_chars(qs, t.data() + t.size(), q);
         if (p2.ec != std::errc() || p2.ptr == t.data() + t.size() || *p2.ptr != ':' ||
-            line.size() - at != text_len || s < 0 || s >= A || q < 0 || q >= M ||
+            t.size() + 1 != text_len || s < 0 || s >= A || q < 0 || q >= M ||
             std::string_view(p2.ptr + 1, static_cast<std::size_t>(t.data() + t.size() - p2.ptr - 1))
                     .find_first_not_of('x') != std::string_view::npos) {
             ++corrupt;
@@ -874,7 +1033,12 @@ int relay(const Options& o, bool idle_only) {
             bit = static_cast<std::size_t>(s) * M + q;
         } else {
             if (recv_id >= I && active_index(recv_id) == s) {
-                ++misdelivered;  // our own line came back
+                // Redis delivers a client's messages to its own subscription
+                // too: counted apart, not as deliveries.
+                if (P == Proto::resp)
+                    ++self;
+                else
+                    ++misdelivered;  // our own line came back
                 return;
             }
             bit = (static_cast<std::size_t>(recv_id) * A + s) * M + q;
@@ -886,25 +1050,132 @@ int relay(const Options& o, bool idle_only) {
         }
         got[bit] = true;
         ++ok;
+        ++to[static_cast<std::size_t>(recv_id)];
+        ++from[static_cast<std::size_t>(s)];
+        top[static_cast<std::size_t>(s)] = std::max(top[static_cast<std::size_t>(s)], q + 1);
         if (q < l) ++ooo;
         l = std::max<std::int32_t>(l, static_cast<std::int32_t>(q));
     };
 
+    auto mark_joined = [&](Client& me) {
+        me.joined = true;
+        ++joined;
+        join_s = seconds_since(start);
+    };
+    // What each protocol says to join the room, once connected.
     net.on_open = [&](Conn& c) {
-        cl[static_cast<std::size_t>(c.id)].c = &c;
-        if (o.welcome.empty()) {
-            cl[static_cast<std::size_t>(c.id)].joined = true;
-            ++joined;
-            join_s = seconds_since(start);
+        if (c.id >= R) {  // resp: the publishing connection is up
+            Client& me = cl[static_cast<std::size_t>(c.id - R)];
+            me.pub = &c;
+            mark_joined(me);
+            return;
+        }
+        Client& me = cl[static_cast<std::size_t>(c.id)];
+        me.c = &c;
+        switch (P) {
+            case Proto::chat:
+                if (o.welcome.empty()) mark_joined(me);
+                break;
+            case Proto::resp:
+                net.send(c, "*2\r\n$9\r\nSUBSCRIBE\r\n$4\r\nroom\r\n");
+                break;
+            case Proto::nats:  // the PONG says the SUB before it is in place
+                net.send(
+                    c,
+                    "CONNECT {\"verbose\":false,\"pedantic\":false,\"echo\":false,"
+                    "\"lang\":\"c++\",\"version\":\"1\",\"protocol\":1}\r\nSUB room 1\r\nPING\r\n");
+                break;
+            case Proto::irc:
+                me.nick = "n" + std::to_string(c.id);
+                net.send(c, "NICK " + me.nick + "\r\nUSER " + me.nick + " 0 * :bench\r\n");
+                break;
         }
     };
     net.on_close = [&](Conn& c) {
-        if (!cl[static_cast<std::size_t>(c.id)].joined) ++failed;
-        cl[static_cast<std::size_t>(c.id)].c = nullptr;
+        Client& me = cl[static_cast<std::size_t>(c.id >= R ? c.id - R : c.id)];
+        if (!me.joined) {
+            if (c.id < R || !me.dropped) ++failed;
+        } else if (!me.dropped) {
+            me.dropped = true;
+            ++dropped;
+        }
+        me.c = nullptr;
+        me.pub = nullptr;
+    };
+    // Drops: when, and how far behind the dropped reader was (lines sent by
+    // the others that it had not received).
+    double first_drop_s = -1;
+    long drop_depth_min = -1, drop_depth_max = -1;
+    std::string drop_note;
+    auto sent_by = [&](int id) { return id >= I ? sent[static_cast<std::size_t>(id - I)] : 0L; };
+    auto on_drop = [&](int id) {
+        const long depth =
+            total_sent - sent_by(id) - static_cast<long>(to[static_cast<std::size_t>(id)]);
+        if (first_drop_s < 0) {
+            first_drop_s = seconds_since(start);
+            drop_note = cl[static_cast<std::size_t>(id)].note;
+        }
+        drop_depth_min = drop_depth_min < 0 ? depth : std::min(drop_depth_min, depth);
+        drop_depth_max = std::max(drop_depth_max, depth);
+    };
+    auto on_line = [&](Conn& c, Client& me, std::string_view line) {
+        if (c.id >= R) return;  // resp: PUBLISH's replies (":N", receivers counted)
+        if (messages) {
+            if (const auto t = payload(P, line); !t.empty()) {
+                deliver(c.id, t);
+                return;
+            }
+        }
+        switch (P) {
+            case Proto::chat:
+                if (!me.joined && !o.welcome.empty() && line.starts_with(o.welcome)) {
+                    mark_joined(me);
+                    std::string_view rest = line.substr(o.welcome.size());
+                    me.nick = std::string(rest.substr(0, rest.find(' ')));
+                    return;
+                }
+                break;
+            case Proto::resp:  // "*3 $9 subscribe $4 room :1": the ":1" ends it
+                if (!me.subscribed && line.starts_with(':')) {
+                    me.subscribed = true;
+                    net.open(R + c.id);
+                    return;
+                }
+                break;
+            case Proto::nats:
+                if (line == "PING") {
+                    net.send(c, "PONG\r\n");
+                    return;
+                }
+                if (!me.joined && line == "PONG") {
+                    mark_joined(me);
+                    return;
+                }
+                break;
+            case Proto::irc:
+                if (line.starts_with("PING ")) {
+                    net.send(c, "PONG " + std::string(line.substr(5)) + "\r\n");
+                    return;
+                }
+                if (const auto sp = line.find(' '); line.starts_with(':') && sp != line.npos) {
+                    const auto cmd = line.substr(sp + 1, 4);
+                    if (cmd == "001 ") {
+                        net.send(c, "JOIN #room\r\n");
+                        return;
+                    }
+                    if (cmd == "366 " && !me.joined) {  // end of the names: in the channel
+                        mark_joined(me);
+                        return;
+                    }
+                    if (cmd == "JOIN" || cmd == "353 ") return;
+                }
+                break;
+        }
+        if (messages) me.note = std::string(line.substr(0, 60));
     };
     net.on_data = [&](Conn& c) {
         last_byte = Clock::now();
-        Client& me = cl[static_cast<std::size_t>(c.id)];
+        Client& me = cl[static_cast<std::size_t>(c.id >= R ? c.id - R : c.id)];
         std::size_t pos = 0;
         while (true) {
             const auto nl = c.in.find('\n', pos);
@@ -912,23 +1183,17 @@ int relay(const Options& o, bool idle_only) {
             std::string_view line(c.in.data() + pos, nl - pos);
             if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
             pos = nl + 1;
-            if (!me.joined && !o.welcome.empty() && line.starts_with(o.welcome)) {
-                me.joined = true;
-                ++joined;
-                join_s = seconds_since(start);
-                std::string_view rest = line.substr(o.welcome.size());
-                me.nick = std::string(rest.substr(0, rest.find(' ')));
-            } else if (messages) {
-                deliver(c.id, line);
-            }
+            on_line(c, me, line);
         }
         c.in.erase(0, pos);
     };
-    // Join: at most --window connections opened and not yet welcomed at a
-    // time, kept below the server's listen backlog, so that no SYN is
-    // dropped (which would cost that client 1 s).
+    // Join: at most --window clients opened and not yet joined at a time,
+    // kept below the server's listen backlog, so that no SYN is dropped
+    // (which would cost that client 1 s); with --connect-rate, at most that
+    // many opened per second.
     auto open_more = [&] {
-        while (opened < R && opened - joined - failed < o.window)
+        while (opened < R && opened - joined - failed < o.window &&
+               (o.connect_rate <= 0 || opened < seconds_since(start) * o.connect_rate + 1))
             net.open(opened++);
     };
     net.idle_hook = open_more;
@@ -942,6 +1207,7 @@ int relay(const Options& o, bool idle_only) {
 
     Report r;
     r.add("scenario", std::string(idle_only ? "idle" : "relay"));
+    r.add("proto", o.proto);
     r.add("clients", A);
     r.add("idle", I);
     r.add("joined", joined);
@@ -974,65 +1240,152 @@ int relay(const Options& o, bool idle_only) {
         return 1;
     }
 
-    // Messages, in rounds.
+    // Messages.
     const std::string pad(text_len, 'x');
     auto text = [&](int s, long q) {
         std::string t = "@" + std::to_string(s) + ":" + std::to_string(q) + ":";
         t += pad.substr(0, text_len > t.size() ? text_len - t.size() : 0);
         return t;
     };
+    auto sender = [&](int s) {
+        Client& me = cl[static_cast<std::size_t>(I + s)];
+        return P == Proto::resp ? me.pub : me.c;
+    };
+    auto add_line = [&](std::string& burst, int s, long q) {
+        if (o.commands) {
+            burst += '/';  // "/@S:Q:xxx": "* error: unknown command /@S:Q:xxx"
+        } else if (o.private_msgs) {
+            burst += "/msg ";
+            burst += cl[static_cast<std::size_t>(I + target_of(s, q))].nick;
+            burst += ' ';
+        }
+        frame(P, burst, text(s, q));
+    };
     const std::uint64_t per_line = o.private_msgs ? 1 : static_cast<std::uint64_t>(R - 1);
     std::uint64_t expected = 0;
     messages = true;
+    net.on_close = [&, old = net.on_close](Conn& c) {
+        const int id = c.id >= R ? c.id - R : c.id;
+        const bool was = cl[static_cast<std::size_t>(id)].dropped;
+        old(c);
+        if (!was && cl[static_cast<std::size_t>(id)].dropped) on_drop(id);
+    };
     net.idle_hook = nullptr;
     // The first --warmup rounds are measured apart: the first lines after a
     // burst of joins find the server's caches cold and its heap full of the
     // join's freed memory, a one-off cost, reported as server_warmup_*.
     Measure m(o.server_pid);
+    const double own0 = own_cpu_s();
     double warmup_cpu = 0;
     std::uint64_t warmup_msgs = 0;
     bool complete = true;
-    for (long first = 0; first < M; first += o.batch) {
-        const long end = std::min(M, first + o.batch);
-        if (o.warmup > 0 && first == o.warmup * o.batch) {
-            warmup_cpu = m.finish();
-            warmup_msgs = ok;
-            m = Measure(o.server_pid);
-        }
-        for (int s = 0; s < A; ++s) {
-            Client& me = cl[static_cast<std::size_t>(I + s)];
-            if (me.c == nullptr) continue;
-            std::string burst;
-            for (long q = first; q < end; ++q) {
-                if (o.commands) {
-                    burst += '/';  // "/@S:Q:xxx": "* error: unknown command /@S:Q:xxx"
-                } else if (o.private_msgs) {
-                    burst += "/msg ";
-                    burst += cl[static_cast<std::size_t>(I + target_of(s, q))].nick;
-                    burst += ' ';
-                }
-                burst += text(s, q);
-                burst += '\n';
+    if (!streaming) {
+        for (long first = 0; first < M; first += o.batch) {
+            const long end = std::min(M, first + o.batch);
+            if (o.warmup > 0 && first == o.warmup * o.batch) {
+                warmup_cpu = m.finish();
+                warmup_msgs = ok;
+                m = Measure(o.server_pid);
             }
-            net.send(*me.c, burst);
-            expected += per_line * static_cast<std::uint64_t>(end - first);
+            for (int s = 0; s < A; ++s) {
+                Conn* c = sender(s);
+                if (c == nullptr) continue;
+                std::string burst;
+                for (long q = first; q < end; ++q)
+                    add_line(burst, s, q);
+                net.send(*c, burst);
+                sent[static_cast<std::size_t>(s)] = end;
+                total_sent += end - first;
+                expected += per_line * static_cast<std::uint64_t>(end - first);
+            }
+            last_byte = Clock::now();
+            // The round is over when everything arrived, or nothing more comes.
+            if (!net.run([&] { return ok >= expected || seconds_since(last_byte) > 0.5; },
+                         deadline)) {
+                complete = false;
+                break;
+            }
         }
+        // Something missing: give stragglers 2 s more before calling them lost.
+        if (ok < expected)
+            net.run([&] { return ok >= expected || seconds_since(last_byte) > 2; }, deadline);
+    } else {
+        // A stream: each sender writes whatever its bound allows, after every
+        // wake-up of the loop.
+        auto pump = [&] {
+            const double receivers = std::max(1, R - 1 - dropped);
+            for (int s = 0; s < A; ++s) {
+                Conn* c = sender(s);
+                auto& n = sent[static_cast<std::size_t>(s)];
+                if (c == nullptr || c->closed || n >= M) continue;
+                long limit = M;
+                if (!o.unpaced) {
+                    const auto avg = static_cast<long>(
+                        static_cast<double>(from[static_cast<std::size_t>(s)]) / receivers);
+                    limit = std::min(M, avg + o.ahead);
+                }
+                if (n >= limit) continue;
+                std::string burst;
+                for (long q = n; q < limit; ++q)
+                    add_line(burst, s, q);
+                total_sent += limit - n;
+                n = limit;
+                net.send(*c, burst);
+            }
+        };
+        // Done when every sender has written its lines (or is gone) and every
+        // receiver still connected has everything sent by the others.
+        auto done = [&] {
+            for (int s = 0; s < A; ++s) {
+                const Conn* c = sender(s);
+                if (c != nullptr && !c->closed && sent[static_cast<std::size_t>(s)] < M)
+                    return false;
+            }
+            for (int id = 0; id < R; ++id) {
+                const Client& me = cl[static_cast<std::size_t>(id)];
+                if (me.dropped) continue;
+                if (static_cast<long>(to[static_cast<std::size_t>(id)]) < total_sent - sent_by(id))
+                    return false;
+            }
+            return true;
+        };
+        net.idle_hook = pump;
         last_byte = Clock::now();
-        // The round is over when everything arrived, or nothing more comes.
-        if (!net.run([&] { return ok >= expected || seconds_since(last_byte) > 0.5; }, deadline)) {
-            complete = false;
-            break;
+        pump();
+        complete = net.run([&] { return done() || seconds_since(last_byte) > 2; }, deadline);
+        net.idle_hook = nullptr;
+        // A sender the server dropped may have lines it never got out: count
+        // only those somebody received.
+        total_sent = 0;
+        for (int s = 0; s < A; ++s) {
+            auto& n = sent[static_cast<std::size_t>(s)];
+            if (cl[static_cast<std::size_t>(I + s)].dropped) n = top[static_cast<std::size_t>(s)];
+            total_sent += n;
         }
+        expected = 0;
+        std::uint64_t to_dropped = 0, due_dropped = 0;
+        for (int id = 0; id < R; ++id) {
+            const auto due = static_cast<std::uint64_t>(total_sent - sent_by(id));
+            if (cl[static_cast<std::size_t>(id)].dropped) {
+                due_dropped += due;
+                to_dropped += to[static_cast<std::size_t>(id)];
+            } else {
+                expected += due;
+            }
+        }
+        ok -= std::min(ok, to_dropped);  // counted below for the clients still there
+        r.add("lost_dropped", due_dropped - std::min(due_dropped, to_dropped));
+        r.add("delivered_dropped", to_dropped);
     }
-    // Something missing: give stragglers 2 s more before calling them lost.
-    if (ok < expected)
-        net.run([&] { return ok >= expected || seconds_since(last_byte) > 2; }, deadline);
     const double elapsed = m.elapsed();
     const double cpu = m.finish();
+    const double own = own_cpu_s() - own0;
     r.add("lines", M);
     r.add("bytes", o.bytes);
     r.add("private", o.private_msgs ? 1 : 0);
     r.add("commands", o.commands ? 1 : 0);
+    r.add("pacing", std::string(o.unpaced ? "none" : streaming ? "ahead" : "rounds"));
+    if (streaming && !o.unpaced) r.add("ahead", o.ahead);
     r.add("expected", expected);
     r.add("delivered", ok);
     r.add("lost", expected - std::min(expected, ok));
@@ -1040,9 +1393,23 @@ int relay(const Options& o, bool idle_only) {
     r.add("out_of_order", ooo);
     r.add("corrupt", corrupt);
     r.add("misdelivered", misdelivered);
+    if (P == Proto::resp) r.add("self_delivered", self);
+    r.add("dropped", dropped);
+    if (dropped > 0) {
+        r.add("first_drop_s", first_drop_s);
+        r.add("drop_depth_min", drop_depth_min);
+        r.add("drop_depth_max", drop_depth_max);
+        std::string note = drop_note.empty() ? "(none)" : drop_note;
+        std::replace(note.begin(), note.end(), ' ', '_');
+        r.add("drop_note", note);
+    }
     r.add("complete", complete ? 1 : 0);
-    const std::uint64_t measured = ok - warmup_msgs;
+    const std::uint64_t measured = ok - std::min(ok, warmup_msgs);
+    r.add("elapsed_s", elapsed);
     r.add("msgs_per_s", static_cast<double>(measured) / elapsed);
+    r.add("loadgen_cpu_s", own);
+    r.add("loadgen_busy", own / elapsed);  // 1.0: the load generator used a whole core
+    if (measured > 0) r.add("loadgen_ns_per_msg", own * 1e9 / static_cast<double>(measured));
     add_server(r, o, cpu, m);
     if (o.server_pid > 0 && measured > 0)
         r.add("server_ns_per_msg", cpu * 1e9 / static_cast<double>(measured));

@@ -9,6 +9,7 @@
 //       one stream written and read at the same time: MB/s, content verified
 //   loadgen relay      PORT [--clients N] [--lines M] [--bytes B] [--idle I]
 //                      [--private | --commands] [--warmup K]
+//                      [--proto chat|resp|nats|irc] [--ahead K | --unpaced]
 //       N chat clients each send M lines; every delivery is checked: lost,
 //       duplicated, out of order and corrupt counts (all must be 0). Lines
 //       go to everyone, or with --private as /msg to one other active client,
@@ -20,6 +21,13 @@
 //       full TLS handshakes (no resumption): handshakes/s
 //   loadgen idle       PORT [--clients N] [--hold S]
 //       hold N connections: the server's memory per connection, its idle CPU
+//   loadgen slow       PORT [--flooders F] [--slow-kib K | --never-reads]
+//                      [--baseline S] [--phase S] [--part S] [--ahead K]
+//       flooders, a chatter whose latency is measured, and one reader that
+//       drains K KiB per 100 ms: throughput and latency with it and without
+//   loadgen half-hello PORT [--count N]
+//       N clients each send half a TLS ClientHello and stop, then close: the
+//       server's memory idle, with them, and after they are gone
 //
 // On a 2-core machine the load generator saturates before a good server does,
 // so with --server-pid PID every scenario also reports the server's own CPU
@@ -1423,6 +1431,339 @@ int relay(const Options& o, bool idle_only) {
     return 0;
 }
 
+// One slow-draining reader: `flooders` clients send lines (each at most
+// --ahead lines ahead of the average honest receiver) and read everything; a
+// chatter sends a short line every 50 ms, and the first flooder measures when
+// it arrives. First --baseline seconds as they are; then one more client joins
+// and drains --slow-kib KiB every 100 ms (straight from the socket, so over
+// TLS it reads records it never decrypts), or with --never-reads nothing at
+// all, for --phase seconds. Both phases in the same run, against the same
+// server: honest lines/s (flooders' lines delivered to the flooders and the
+// chatter), the chatter's latency (p50, p99; p99 of the first and the last
+// --part seconds, to see it grow), whether the slow reader was dropped (its
+// "left" notice), and every honest delivery checked: lost, duplicated, out
+// of order.
+int slow(const Options& o) {
+    const int F = o.flooders;
+    const int C = F;      // the chatter's id (and sender number)
+    const int S = F + 1;  // the slow reader's id
+    const std::size_t text_len = o.bytes - 1;
+    if (F < 2) usage("slow: at least 2 flooders");
+    Net net(o);
+    const auto deadline = after_seconds(o.time_limit);
+    struct Client {
+        Conn* c = nullptr;
+        bool joined = false;
+        std::string nick;
+    };
+    std::vector<Client> cl(static_cast<std::size_t>(F + 2));
+    int joined = 0, failed = 0, honest_dropped = 0;
+    // Honest deliveries: the next sequence number expected per (receiver, sender).
+    const auto senders = static_cast<std::size_t>(F + 1);
+    std::vector<long> next(senders * senders, 0);
+    std::vector<std::uint64_t> from(static_cast<std::size_t>(F), 0);
+    std::vector<long> sent(static_cast<std::size_t>(F), 0);
+    std::uint64_t honest = 0, lost = 0, dup = 0, corrupt = 0;
+    std::vector<Clock::time_point> chat_sent;
+    std::vector<double> chat_ms;  // each chat line's latency, -1 until it arrives
+    int phase = 0;                // 0 joining, 1 baseline, 2 with the slow reader
+    Clock::time_point phase_at[3];
+    std::uint64_t honest_at[3] = {0, 0, 0};
+    double slow_left_s = -1;  // its "left" notice, seconds into phase 2
+    double slow_closed_s = -1;
+    std::uint64_t slow_read = 0;
+    auto last_drain = Clock::now(), last_chat = Clock::now();
+
+    auto on_line = [&](int id, std::string_view line) {
+        Client& me = cl[static_cast<std::size_t>(id)];
+        if (!me.joined) {
+            if (line.starts_with(o.welcome)) {
+                me.joined = true;
+                ++joined;
+                std::string_view rest = line.substr(o.welcome.size());
+                me.nick = std::string(rest.substr(0, rest.find(' ')));
+            }
+            return;
+        }
+        const auto at = line.find('@');
+        if (at == std::string_view::npos) {  // a notice: is it the slow reader leaving?
+            const std::string& slow_nick = cl[static_cast<std::size_t>(S)].nick;
+            if (id == 0 && phase == 2 && slow_left_s < 0 && !slow_nick.empty() &&
+                line.find("* " + slow_nick + " left") != std::string_view::npos)
+                slow_left_s = seconds_since(phase_at[2]);
+            return;
+        }
+        if (id == S) return;
+        std::string_view t = line.substr(at + 1);
+        int s = -1;
+        long q = -1;
+        auto p1 = std::from_chars(t.data(), t.data() + t.size(), s);
+        if (p1.ec != std::errc() || p1.ptr == t.data() + t.size() || *p1.ptr != ':' || s < 0 ||
+            s > C || s == id) {
+            ++corrupt;
+            return;
+        }
+        auto p2 = std::from_chars(p1.ptr + 1, t.data() + t.size(), q);
+        if (p2.ec != std::errc() || q < 0) {
+            ++corrupt;
+            return;
+        }
+        auto& n = next[static_cast<std::size_t>(id) * senders + static_cast<std::size_t>(s)];
+        if (q < n) {
+            ++dup;  // already seen (or out of order: the same here, in one stream)
+            return;
+        }
+        lost += static_cast<std::uint64_t>(q - n);
+        n = q + 1;
+        if (s == C) {
+            if (id == 0 && static_cast<std::size_t>(q) < chat_ms.size())
+                chat_ms[static_cast<std::size_t>(q)] =
+                    std::chrono::duration<double, std::milli>(
+                        Clock::now() - chat_sent[static_cast<std::size_t>(q)])
+                        .count();
+            return;
+        }
+        ++honest;
+        ++from[static_cast<std::size_t>(s)];
+    };
+    net.on_open = [&](Conn& c) { cl[static_cast<std::size_t>(c.id)].c = &c; };
+    net.on_close = [&](Conn& c) {
+        Client& me = cl[static_cast<std::size_t>(c.id)];
+        me.c = nullptr;
+        if (!me.joined)
+            ++failed;
+        else if (c.id == S)
+            slow_closed_s = phase == 2 ? seconds_since(phase_at[2]) : 0;
+        else
+            ++honest_dropped;
+    };
+    net.on_data = [&](Conn& c) {
+        std::size_t pos = 0;
+        while (true) {
+            const auto nl = c.in.find('\n', pos);
+            if (nl == std::string::npos) break;
+            std::string_view line(c.in.data() + pos, nl - pos);
+            pos = nl + 1;
+            on_line(c.id, line);
+        }
+        c.in.erase(0, pos);
+    };
+
+    const std::string pad(text_len, 'x');
+    auto pump = [&] {
+        for (int s = 0; s < F; ++s) {
+            Conn* c = cl[static_cast<std::size_t>(s)].c;
+            if (c == nullptr) continue;
+            auto& n = sent[static_cast<std::size_t>(s)];
+            // F receivers: the other flooders and the chatter.
+            const long limit = static_cast<long>(from[static_cast<std::size_t>(s)] /
+                                                 static_cast<std::uint64_t>(F)) +
+                               o.ahead;
+            if (n >= limit) continue;
+            std::string burst;
+            for (; n < limit; ++n) {
+                std::string t = "@" + std::to_string(s) + ":" + std::to_string(n) + ":";
+                t += pad.substr(0, text_len > t.size() ? text_len - t.size() : 0);
+                frame(Proto::chat, burst, t);
+            }
+            net.send(*c, burst);
+        }
+    };
+    auto chat = [&] {
+        Conn* c = cl[static_cast<std::size_t>(C)].c;
+        if (c == nullptr) return;
+        last_chat = Clock::now();
+        const std::string t =
+            "@" + std::to_string(C) + ":" + std::to_string(chat_sent.size()) + ":chatter";
+        chat_sent.push_back(last_chat);
+        chat_ms.push_back(-1);
+        net.send(*c, t + "\n");
+    };
+
+    // Join the flooders and the chatter.
+    for (int id = 0; id <= C; ++id)
+        net.open(id);
+    if (!net.run([&] { return joined + failed > C; }, deadline) || failed > 0)
+        throw std::runtime_error("the flooders and the chatter could not all join");
+    bool slow_opened = false, over = false;
+    phase = 1;
+    phase_at[1] = Clock::now();
+    net.idle_hook = [&] {
+        const auto now = Clock::now();
+        if (phase == 1 && !slow_opened && seconds_since(phase_at[1]) >= o.baseline) {
+            honest_at[2] = honest;  // (end of the baseline; phase 2 starts at the welcome)
+            phase_at[0] = now;      // (when the baseline ended)
+            slow_opened = true;
+            net.open(S);
+        }
+        Client& sr = cl[static_cast<std::size_t>(S)];
+        if (phase == 1 && sr.joined) {
+            net.pause_reading(*sr.c);
+            phase = 2;
+            phase_at[2] = now;
+            honest_at[1] = honest_at[2];
+            honest_at[2] = honest;
+            last_drain = now;
+        }
+        if (phase == 2 && seconds_since(phase_at[2]) >= o.phase) over = true;
+        if (phase == 2 && !o.never_reads && sr.c != nullptr &&
+            now - last_drain >= std::chrono::milliseconds(100)) {
+            last_drain += std::chrono::milliseconds(100);
+            slow_read += net.read_raw(*sr.c, static_cast<std::size_t>(o.slow_kib) * 1024);
+        }
+        if (now - last_chat >= std::chrono::milliseconds(50)) chat();
+        pump();
+    };
+    const auto base_honest0 = honest;
+    net.idle_hook();
+    const bool complete = net.run([&] { return over; }, deadline);
+    const auto end = Clock::now();
+    const std::uint64_t honest_end = honest;
+    if (phase < 2) throw std::runtime_error("the slow reader never joined");
+
+    // Latencies by phase; a line that never arrived counts as waiting until the end.
+    std::vector<double> base_ms, all_ms, first_ms, last_ms;
+    for (std::size_t q = 0; q < chat_sent.size(); ++q) {
+        const double ms =
+            chat_ms[q] >= 0 ? chat_ms[q]
+                            : std::chrono::duration<double, std::milli>(end - chat_sent[q]).count();
+        if (chat_sent[q] < phase_at[0]) {
+            base_ms.push_back(ms);
+        } else if (chat_sent[q] >= phase_at[2]) {
+            const double at = std::chrono::duration<double>(chat_sent[q] - phase_at[2]).count();
+            all_ms.push_back(ms);
+            if (at < o.part) first_ms.push_back(ms);
+            if (at >= o.phase - o.part) last_ms.push_back(ms);
+        }
+    }
+    const double base_s = std::chrono::duration<double>(phase_at[0] - phase_at[1]).count();
+    const double slow_s = std::chrono::duration<double>(end - phase_at[2]).count();
+    Report r;
+    r.add("scenario", std::string("slow"));
+    r.add("flooders", F);
+    r.add("slow_kib", o.never_reads ? -1L : o.slow_kib);
+    r.add("ahead", o.ahead);
+    r.add("baseline_s", base_s);
+    r.add("phase_s", slow_s);
+    r.add("base_lines_per_s", static_cast<double>(honest_at[1] - base_honest0) / base_s);
+    r.add("lines_per_s", static_cast<double>(honest_end - honest_at[2]) / slow_s);
+    r.add("base_p50_ms", percentile(base_ms, 0.50));
+    r.add("base_p99_ms", percentile(base_ms, 0.99));
+    r.add("p50_ms", percentile(all_ms, 0.50));
+    r.add("p99_ms", percentile(all_ms, 0.99));
+    r.add("first_p99_ms", percentile(first_ms, 0.99));
+    r.add("last_p99_ms", percentile(last_ms, 0.99));
+    r.add("max_ms", all_ms.empty() ? 0.0 : *std::max_element(all_ms.begin(), all_ms.end()));
+    r.add("slow_read_kb", static_cast<double>(slow_read) / 1024);
+    r.add("slow_left_s", slow_left_s);  // -1: never dropped
+    r.add("slow_closed_s", slow_closed_s);
+    r.add("slow_dropped", slow_left_s >= 0 || slow_closed_s >= 0 ? 1 : 0);
+    r.add("honest_dropped", honest_dropped);
+    r.add("lost", lost);
+    r.add("duplicated", dup);
+    r.add("corrupt", corrupt);
+    r.add("complete", complete ? 1 : 0);
+    if (o.server_pid > 0) r.add("server_rss_kb", sample_tree(o.server_pid).rss_kb);
+    r.print();
+    return 0;
+}
+
+// Memory after abandoned TLS handshakes: --count connections each send the
+// first half of a ClientHello and stop; then all of them close. The server's
+// resident memory idle (after one full handshake, so that OpenSSL's one-off
+// allocations are in it), with them connected, and once they are gone (when
+// it has stopped changing for 1 s, at most 5 s); then a fresh client must
+// still complete a handshake.
+int half_hello(const Options& o) {
+    const auto deadline = after_seconds(o.time_limit);
+    const auto ctx = make_client_ctx();
+    auto client_hello = [&] {
+        std::unique_ptr<SSL, SslFree> ssl(SSL_new(ctx.get()));
+        BIO* rbio = BIO_new(BIO_s_mem());
+        BIO* wbio = BIO_new(BIO_s_mem());
+        SSL_set_bio(ssl.get(), rbio, wbio);  // ssl owns them now
+        SSL_set_connect_state(ssl.get());
+        SSL_do_handshake(ssl.get());  // writes the ClientHello, wants the answer
+        char* data = nullptr;
+        const long len = BIO_get_mem_data(wbio, &data);
+        return std::string(data, static_cast<std::size_t>(std::max(len, 0L)));
+    };
+    // One full handshake with a fresh connection: does it still work?
+    auto full_handshake = [&] {
+        Options t = o;
+        t.tls = true;
+        Net net(t);
+        bool done = false, ok = false;
+        net.on_open = [&](Conn& c) {
+            ok = true;
+            net.shutdown(c);
+        };
+        net.on_data = [](Conn& c) { c.in.clear(); };
+        net.on_close = [&](Conn&) { done = true; };
+        net.open(0);
+        net.run([&] { return done; }, std::min(deadline, after_seconds(5)));
+        return ok;
+    };
+    auto settled_rss = [&] {  // the same figure for 1 s (5 samples), or 5 s
+        long last = -1;
+        int same = 0;
+        for (int i = 0; i < 25 && same < 5; ++i) {
+            const long now = sample_tree(o.server_pid).rss_kb;
+            same = now == last ? same + 1 : 0;
+            last = now;
+            ::usleep(200'000);
+        }
+        return last;
+    };
+    const bool warm = full_handshake();
+    const long idle_kb = settled_rss();
+
+    long peak_kb = 0;
+    int connected = 0, closed_early = 0;
+    {
+        Options t = o;
+        t.tls = false;  // the half ClientHello is written by hand
+        Net net(t);
+        long opened = 0;
+        net.on_open = [&](Conn& c) {
+            ++connected;
+            const std::string hello = client_hello();
+            net.send(c, std::string_view(hello).substr(0, hello.size() / 2));
+        };
+        net.on_data = [](Conn& c) { c.in.clear(); };
+        net.on_close = [&](Conn& c) {
+            if (c.open) ++closed_early;
+        };
+        net.idle_hook = [&] {
+            while (opened < o.count && opened - connected < o.window)
+                net.open(static_cast<int>(opened++));
+        };
+        net.idle_hook();
+        net.run([&] { return connected + static_cast<long>(net.connect_errors) >= o.count; },
+                deadline);
+        // Let the server read them all.
+        const auto until = after_seconds(1);
+        net.run([&] { return Clock::now() >= until; }, deadline);
+        peak_kb = sample_tree(o.server_pid).rss_kb;
+    }  // every connection closes here
+    const long after_kb = settled_rss();
+    const bool fresh = full_handshake();
+    Report r;
+    r.add("scenario", std::string("half-hello"));
+    r.add("count", o.count);
+    r.add("connected", connected);
+    r.add("closed_early", closed_early);
+    r.add("warm_handshake", warm ? 1 : 0);
+    r.add("server_rss_idle_kb", idle_kb);
+    r.add("server_rss_held_kb", peak_kb);
+    r.add("server_rss_after_kb", after_kb);
+    if (idle_kb > 0)
+        r.add("after_vs_idle", static_cast<double>(after_kb) / static_cast<double>(idle_kb));
+    r.add("fresh_handshake", fresh ? 1 : 0);
+    r.print();
+    return fresh ? 0 : 1;
+}
+
 // Full TLS handshakes, `parallel` at a time: connect, handshake, close_notify,
 // wait for the server to close.
 int handshakes(const Options& o) {
@@ -1476,6 +1817,8 @@ int main(int argc, char** argv) {
         if (o.scenario == "relay") return relay(o, false);
         if (o.scenario == "idle") return relay(o, true);
         if (o.scenario == "handshakes") return handshakes(o);
+        if (o.scenario == "slow") return slow(o);
+        if (o.scenario == "half-hello") return half_hello(o);
         usage(("unknown scenario " + o.scenario).c_str());
     } catch (const std::exception& e) {
         std::fprintf(stderr, "loadgen %s: %s\n", o.scenario.c_str(), e.what());

@@ -1116,9 +1116,21 @@ int relay(const Options& o, bool idle_only) {
     long drop_depth_min = -1, drop_depth_max = -1;
     std::string drop_note;
     auto sent_by = [&](int id) { return id >= I ? sent[static_cast<std::size_t>(id - I)] : 0L; };
+    // Lines a sender has handed to the kernel: those it wrote, less what is
+    // still in its own buffer (every framed line has the same length).
+    std::size_t framed_len = 1;
+    std::function<Conn*(int)> sender_of;
+    auto written_by = [&](int s) {
+        const long n = sent[static_cast<std::size_t>(s)];
+        const Conn* c = sender_of ? sender_of(s) : nullptr;
+        if (c == nullptr || c->closed) return std::min(n, top[static_cast<std::size_t>(s)]);
+        return n - static_cast<long>((c->out.size() - c->out_off) / framed_len);
+    };
     auto on_drop = [&](int id) {
-        const long depth =
-            total_sent - sent_by(id) - static_cast<long>(to[static_cast<std::size_t>(id)]);
+        long others = 0;
+        for (int s = 0; s < A; ++s)
+            if (I + s != id) others += written_by(s);
+        const long depth = others - static_cast<long>(to[static_cast<std::size_t>(id)]);
         if (first_drop_s < 0) {
             first_drop_s = seconds_since(start);
             drop_note = cl[static_cast<std::size_t>(id)].note;
@@ -1259,6 +1271,12 @@ int relay(const Options& o, bool idle_only) {
         Client& me = cl[static_cast<std::size_t>(I + s)];
         return P == Proto::resp ? me.pub : me.c;
     };
+    sender_of = sender;
+    {
+        std::string one;
+        frame(P, one, text(0, 0));
+        framed_len = one.size();
+    }
     auto add_line = [&](std::string& burst, int s, long q) {
         if (o.commands) {
             burst += '/';  // "/@S:Q:xxx": "* error: unknown command /@S:Q:xxx"

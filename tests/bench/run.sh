@@ -213,6 +213,14 @@ fmt() { # number -> 3 significant digits
 }
 ratio() { [ -z "$1" ] || [ -z "$2" ] && { echo "–"; return; }; awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "–"; else printf "%.2f", a / b }'; }
 
+# label_of NAME: how the tables and the plot name a server.
+label_of() {
+    case $1 in
+    select) echo "select (ours)" ;; epoll) echo "epoll (ours)" ;; tls) echo "TLS (ours)" ;;
+    redis) echo "Redis pub/sub" ;; redis-tls) echo "Redis pub/sub over TLS" ;;
+    nats) echo "nats-server" ;; ngircd) echo "ngircd" ;; *) echo "$1" ;;
+    esac
+}
 ROWS=()
 row() {
     local out="|" x
@@ -245,8 +253,8 @@ else
     RT_ROUNDS=20000 BULK_MB=256 BULK_LIMIT=5 BIG_S=1 RELAY_LINES=100 HS_COUNT=300
     JOIN_SELECT=1000 JOIN_EPOLL=10000 JOIN_TLS=1000 JOIN_LIMIT=30 NCAT_JOIN=1000 NCAT_LIMIT=10
     IDLE_N=10000 IDLE_LINES=300 SELECT_POINTS="10 100 300 1000" EPOLL_POINTS="10 100 1000 3000 10000"
-    FAN_L100=1000 FAN_L20=10000 BURST_LINES=2640 DEPTH_LINES=2000 HH_COUNT=1000
-    SLOW_VARIANTS="4 16 32 64 never" SLOW_BASE=4 SLOW_SHORT=10 SLOW_LONG=20
+    FAN_L100=600 FAN_L20=6000 BURST_LINES=2640 DEPTH_LINES=2000 HH_COUNT=1000
+    SLOW_VARIANTS="4 16 32 64 never" SLOW_BASE=4 SLOW_SHORT=8 SLOW_LONG=20
 fi
 # Our servers listen with a backlog of 1024, so the load generator lets up to
 # 1000 connections join at once; ncat's backlog is 10, so it gets 100 (more
@@ -638,13 +646,6 @@ range() {
 }
 # worst ROW CANDIDATE KEY: the largest of the runs.
 worst() { tr ' ' '\n' <<<"${VAL[$1/$2/$3]:-}" | { grep -v '^$' || true; } | sort -g | tail -1; }
-label_of() {
-    case $1 in
-    select) echo "select (ours)" ;; epoll) echo "epoll (ours)" ;; tls) echo "TLS (ours)" ;;
-    redis) echo "Redis pub/sub" ;; redis-tls) echo "Redis pub/sub over TLS" ;;
-    nats) echo "nats-server" ;; ngircd) echo "ngircd" ;; *) echo "$1" ;;
-    esac
-}
 yn() { awk "BEGIN { print ($1) ? \"yes\" : \"**no**\" }"; }
 
 # ---- fan-out against the servers people run
@@ -782,7 +783,12 @@ if have gnuplot && [ -s "$OUT/clients.dat" ]; then
     if [ -s "$OUT/fanout.dat" ]; then
         fan_panels=3 width=1350
         for c in $(cut -d' ' -f1 "$OUT/fanout.dat" | awk '!seen[$0]++'); do
-            fan_plot+="${fan_plot:+, }\"< grep '^$c ' $OUT/fanout.dat\" using 2:3 with linespoints title \"$c\""
+            case $c in
+            select) color="#9400d3" ;; epoll) color="#009e73" ;; tls) color="#56b4e9" ;;
+            redis) color="#e69f00" ;; redis-tls) color="#8b4513" ;; nats) color="#0072b2" ;;
+            *) color="#e51e10" ;;
+            esac
+            fan_plot+="${fan_plot:+, }\"< grep '^$c ' $OUT/fanout.dat\" using 2:3 with linespoints lw 2 lc rgb \"$color\" title \"$(label_of "$c")\""
         done
     fi
     gnuplot <<EOF 2>>"$OUT/gnuplot.err" || log "gnuplot failed: see $OUT/gnuplot.err"
@@ -810,7 +816,8 @@ if ($fan_panels == 3) {
     set xrange [10:110]
     set xtics (20, 100)
     set yrange [0:*]
-    set key top right
+    set key top left reverse Left samplen 2
+    set offsets 0, 0, graph 0.75, 0
     set title "fan-out: every line to every other client"
     set xlabel "clients, all sending"
     set ylabel "server CPU ns per delivered message (median)"

@@ -247,7 +247,7 @@ if [ -n "$QUICK" ]; then
     RT_ROUNDS=5000 BULK_MB=256 BULK_LIMIT=1 BIG_S=0.5 RELAY_LINES=30 HS_COUNT=100
     JOIN_SELECT=1000 JOIN_EPOLL=10000 JOIN_TLS=500 JOIN_LIMIT=15 NCAT_JOIN=300 NCAT_LIMIT=3
     IDLE_N=1000 IDLE_LINES=300 SELECT_POINTS="10 1000" EPOLL_POINTS="10 1000"
-    FAN_L100=100 FAN_L20=1000 BURST_LINES=840 DEPTH_LINES=200 HH_COUNT=1000
+    FAN_L100=100 FAN_L20=1000 BURST_LINES=740 DEPTH_LINES=200 HH_COUNT=1000
     SLOW_VARIANTS="64" SLOW_BASE=2 SLOW_SHORT=4 SLOW_LONG=4
 else
     RT_ROUNDS=20000 BULK_MB=256 BULK_LIMIT=5 BIG_S=1 RELAY_LINES=100 HS_COUNT=300
@@ -467,7 +467,7 @@ fan_args() {
 }
 FAN_SIZES=("100:$FAN_L100:20")
 [ -z "$QUICK" ] && FAN_SIZES+=("20:$FAN_L20:100") # (QUICK: 100 clients only, to stay within 2 min)
-log "fan-out: ${FAN_ALL[*]}: 100 clients x $FAN_L100 lines and 20 x $FAN_L20 ($REPS x alternating)"
+log "fan-out: ${FAN_ALL[*]}: ${FAN_SIZES[*]} (clients:lines:ahead, $REPS x alternating)"
 for _ in $(seq "$REPS"); do
     for size in "${FAN_SIZES[@]}"; do
         IFS=: read -r n l ah <<<"$size"
@@ -485,6 +485,7 @@ done
 # Who is dropped, how far behind, with what notice.
 log "without pacing: 100 clients x $BURST_LINES lines, all servers"
 for c in "${FAN_ALL[@]}"; do
+    [ -n "$QUICK" ] && [ "$c" = redis-tls ] && continue # (QUICK: to stay within 2 min)
     # shellcheck disable=SC2046
     record burst "$c" "$(run "$c" relay $(fan_args "$c") --clients 100 --lines "$BURST_LINES" --bytes 100 \
         --unpaced --time-limit 90)" dropped first_drop_s drop_depth_min drop_depth_max drop_note lost \

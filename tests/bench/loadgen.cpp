@@ -1107,8 +1107,9 @@ int relay(const Options& o, bool idle_only) {
             me.dropped = true;
             ++dropped;
         }
-        me.c = nullptr;
-        me.pub = nullptr;
+        // (For resp the other connection stays: a client whose subscription
+        // Redis closed still publishes.)
+        (c.id >= R ? me.pub : me.c) = nullptr;
     };
     // Drops: when, and how far behind the dropped reader was (lines sent by
     // the others that it had not received).
@@ -1191,7 +1192,11 @@ int relay(const Options& o, bool idle_only) {
                 }
                 break;
         }
-        if (messages) me.note = std::string(line.substr(0, 60));
+        // A notice a server sends before it closes a client: ours "* ...",
+        // NATS "-ERR 'Slow Consumer...'", IRC "ERROR :..." (Redis sends none).
+        if (messages &&
+            (line.starts_with("* ") || line.starts_with("-ERR") || line.starts_with("ERROR")))
+            me.note = std::string(line.substr(0, 60));
     };
     net.on_data = [&](Conn& c) {
         last_byte = Clock::now();
@@ -1303,7 +1308,7 @@ int relay(const Options& o, bool idle_only) {
     Measure m(o.server_pid);
     const double own0 = own_cpu_s();
     double warmup_cpu = 0;
-    std::uint64_t warmup_msgs = 0;
+    std::uint64_t warmup_msgs = 0, all_delivered = 0;
     bool complete = true;
     if (!streaming) {
         for (long first = 0; first < M; first += o.batch) {
@@ -1385,7 +1390,7 @@ int relay(const Options& o, bool idle_only) {
         total_sent = 0;
         for (int s = 0; s < A; ++s) {
             auto& n = sent[static_cast<std::size_t>(s)];
-            if (cl[static_cast<std::size_t>(I + s)].dropped) n = top[static_cast<std::size_t>(s)];
+            n = written_by(s);
             total_sent += n;
         }
         expected = 0;
@@ -1399,6 +1404,7 @@ int relay(const Options& o, bool idle_only) {
                 expected += due;
             }
         }
+        all_delivered = ok;
         ok -= std::min(ok, to_dropped);  // counted below for the clients still there
         r.add("lost_dropped", due_dropped - std::min(due_dropped, to_dropped));
         r.add("delivered_dropped", to_dropped);
@@ -1430,7 +1436,8 @@ int relay(const Options& o, bool idle_only) {
         r.add("drop_note", note);
     }
     r.add("complete", complete ? 1 : 0);
-    const std::uint64_t measured = ok - std::min(ok, warmup_msgs);
+    // Every delivery counts for the CPU per message, the dropped clients' too.
+    const std::uint64_t measured = std::max(ok, all_delivered) - std::min(ok, warmup_msgs);
     r.add("elapsed_s", elapsed);
     r.add("msgs_per_s", static_cast<double>(measured) / elapsed);
     r.add("loadgen_cpu_s", own);

@@ -254,7 +254,7 @@ else
     JOIN_SELECT=1000 JOIN_EPOLL=10000 JOIN_TLS=1000 JOIN_LIMIT=30 NCAT_JOIN=1000 NCAT_LIMIT=10
     IDLE_N=10000 IDLE_LINES=300 SELECT_POINTS="10 100 300 1000" EPOLL_POINTS="10 100 1000 3000 10000"
     FAN_L100=600 FAN_L20=6000 BURST_LINES=2640 DEPTH_LINES=2000 HH_COUNT=1000
-    SLOW_VARIANTS="4 16 32 64 never" SLOW_BASE=4 SLOW_SHORT=8 SLOW_LONG=20
+    SLOW_VARIANTS="4 16 32 64 never" SLOW_BASE=3 SLOW_SHORT=6 SLOW_LONG=20
 fi
 # Our servers listen with a backlog of 1024, so the load generator lets up to
 # 1000 connections join at once; ncat's backlog is 10, so it gets 100 (more
@@ -489,7 +489,7 @@ for c in "${FAN_ALL[@]}"; do
     # shellcheck disable=SC2046
     record burst "$c" "$(run "$c" relay $(fan_args "$c") --clients 100 --lines "$BURST_LINES" --bytes 100 \
         --unpaced --time-limit 90)" dropped first_drop_s drop_depth_min drop_depth_max drop_note lost \
-        lost_dropped msgs_per_s expected
+        lost_dropped msgs_per_s expected server_rss_kb
 done
 # Depth: senders up to 100 lines ahead of the average receiver (10,000 lines,
 # about 1 MB, in flight for each reader).
@@ -689,16 +689,17 @@ yn() { awk "BEGIN { print ($1) ? \"yes\" : \"**no**\" }"; }
 # ---- without pacing
 {
     if [ -n "${VAL[burst/${FAN_ALL[0]:-x}/dropped]:-}" ]; then
-        echo "| server | clients dropped (of 100) | first drop after | how far behind the first dropped was (lines the others had written that it had not received) | the dropped client's last line before it was closed | lost between clients still connected | lines the dropped did not get | delivered messages/s |"
-        echo "|---|---|---|---|---|---|---|---|"
+        echo "| server | clients dropped (of 100) | first drop after | how far behind the first dropped was (lines the others had written that it had not received) | the dropped client's last notice before it was closed | lost between clients still connected | lines the dropped did not get | delivered messages/s | server memory at the end (MB) |"
+        echo "|---|---|---|---|---|---|---|---|---|"
         for c in "${FAN_ALL[@]}"; do
             d=$(med burst "$c" dropped)
             [ -n "$d" ] || continue
             if [ "$d" = 0 ]; then
-                echo "| $(label_of "$c") | 0 | – | – | – | $(med burst "$c" lost) of $(med burst "$c" expected) | 0 | $(fmt "$(med burst "$c" msgs_per_s)") |"
+                echo "| $(label_of "$c") | 0 | – | – | – | $(med burst "$c" lost) of $(med burst "$c" expected) | 0 | $(fmt "$(med burst "$c" msgs_per_s)") | $(fmt "$(awk -v k="$(med burst "$c" server_rss_kb)" 'BEGIN { print k / 1024 }')") |"
             else
-                note=$(tr ' ' '\n' <<<"${VAL[burst/$c/drop_note]}" | grep -v '^$' | head -1 | tr '_' ' ' | sed 's/|/\\|/g')
-                echo "| $(label_of "$c") | $d | $(fmt "$(med burst "$c" first_drop_s)") s | from $(med burst "$c" drop_depth_min) | \`$note\` | $(med burst "$c" lost) of $(med burst "$c" expected) | $(med burst "$c" lost_dropped) | $(fmt "$(med burst "$c" msgs_per_s)") |"
+                note=$(tr ' ' '\n' <<<"${VAL[burst/$c/drop_note]:-}" | { grep -v '^$' || true; } | head -1 | tr '_' ' ' | sed 's/|/\\|/g')
+                if [ -z "$note" ] || [ "$note" = "(none)" ]; then note="none"; else note="\`$note\`"; fi
+                echo "| $(label_of "$c") | $d | $(fmt "$(med burst "$c" first_drop_s)") s | from $(med burst "$c" drop_depth_min) | $note | $(med burst "$c" lost) of $(med burst "$c" expected) | $(med burst "$c" lost_dropped) | $(fmt "$(med burst "$c" msgs_per_s)") | $(fmt "$(awk -v k="$(med burst "$c" server_rss_kb)" 'BEGIN { print k / 1024 }')") |"
             fi
         done
         echo

@@ -813,6 +813,7 @@ set title "memory per client (from 100 clients: 10 fit in one 4 KiB page)"
 set ylabel "server resident memory, bytes per client"
 set xrange [50:20000]
 set yrange [0:*]
+set key top right
 plot "< grep '^select' $OUT/clients.dat" using 2:(\$2 >= 100 ? \$4 : 1/0) with linespoints title "server (select)", \
      "< grep '^epoll' $OUT/clients.dat" using 2:(\$2 >= 100 ? \$4 : 1/0) with linespoints title "server_epoll"
 if ($fan_panels == 3) {

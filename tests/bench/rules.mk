@@ -1,8 +1,9 @@
 # tests/bench/rules.mk: `make bench` (included by the top-level Makefile).
 #
 #   make bench            every scenario, ours and the alternatives, alternating;
-#                         prints the tables and writes docs/benchmarks.md (< 12 min)
-#   make bench QUICK=1    fewer and shorter runs (< 2 min)
+#                         prints the tables and writes docs/benchmarks.md (867-935 s on
+#                         a busy 2-core machine)
+#   make bench QUICK=1    fewer and shorter runs (132-143 s there)
 #   make loadgen          just the load generator: build/<variant>/bin/loadgen
 #
 # iperf3, gnuplot and the servers compared (redis-server, nats-server, ngircd)

@@ -8,7 +8,8 @@
 #
 #   check-deps.sh --optional COMMAND=PACKAGE...
 #       the same for tools one target can do without (make bench: iperf3,
-#       gnuplot): install them if we can, else say how, and exit 0 either way.
+#       gnuplot, redis-server, nats-server, ngircd): install them if we can,
+#       else say how, and exit 0 either way.
 set -eu
 
 optional=""

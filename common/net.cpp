@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -93,6 +94,24 @@ void send_all(int fd, std::span<const std::byte> data) {
 void set_nonblocking(int fd) {
     int flags = check(::fcntl(fd, F_GETFL), "fcntl F_GETFL");
     check(::fcntl(fd, F_SETFL, flags | O_NONBLOCK), "fcntl O_NONBLOCK");
+}
+
+int finish_connect(int fd, std::chrono::steady_clock::time_point deadline) {
+    while (true) {
+        const auto left = std::chrono::ceil<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0) return EINPROGRESS;
+        pollfd p{fd, POLLOUT, 0};
+        const int ready = ::poll(&p, 1, static_cast<int>(left.count()));
+        if (ready < 0 && errno == EINTR) continue;
+        if (ready < 0) throw_errno("poll");
+        if (ready == 0) continue;  // the deadline: looked at again above
+        // Writable: the handshake is over, one way or the other.
+        int err = 0;
+        socklen_t len = sizeof err;
+        check(::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len), "getsockopt SO_ERROR");
+        return err;
+    }
 }
 
 void ignore_sigpipe() {

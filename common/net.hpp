@@ -8,6 +8,7 @@
 #include <netdb.h>
 #include <sys/socket.h>
 
+#include <chrono>
 #include <cstddef>
 #include <span>
 #include <string>
@@ -55,6 +56,13 @@ void send_all(int fd, std::span<const std::byte> data);
 inline void send_all(int fd, std::string_view text) {
     send_all(fd, std::as_bytes(std::span(text.data(), text.size())));
 }
+
+// After connect() on a non-blocking socket said EINPROGRESS: wait (poll for
+// POLLOUT) until the TCP handshake has finished or `deadline` has passed.
+// Returns 0 when connected, the connect error (SO_ERROR, e.g. ECONNREFUSED)
+// when it failed, or EINPROGRESS when it was still going on at the deadline.
+// docs/01-echo.md#connect
+int finish_connect(int fd, std::chrono::steady_clock::time_point deadline);
 
 // Make a descriptor non-blocking (O_NONBLOCK); throws "fcntl O_NONBLOCK".
 void set_nonblocking(int fd);

@@ -44,9 +44,11 @@ void server_usage(std::ostream& out, const std::string& prog, std::string_view d
 }
 
 void client_usage(std::ostream& out, const std::string& prog, std::string_view default_port,
-                  std::span<const ExtraOption> extras) {
+                  std::span<const ExtraOption> extras, std::string_view timeout_bounds) {
     out << "usage: " << prog << " [options] [HOST [PORT]]\n"
         << "  HOST defaults to localhost, PORT to " << default_port << "\n"
+        << "      --timeout SECONDS       give up on " << timeout_bounds
+        << " after SECONDS (default 10)\n"
         << "      --explain               narrate each socket call and what TCP does\n";
     print_extras(out, extras);
     out << "  -h, --help                  show this help\n";
@@ -90,7 +92,7 @@ void run_getopt(int argc, char** argv, const std::string& prog, const char* shor
     }
 }
 
-enum LongOnly { kPidfile = 500, kUser, kLogFile, kExplain };
+enum LongOnly { kPidfile = 500, kUser, kLogFile, kExplain, kTimeout };
 
 }  // namespace
 
@@ -166,21 +168,29 @@ ServerOptions parse_server_options(int argc, char** argv, std::string_view defau
 }
 
 ClientOptions parse_client_options(int argc, char** argv, std::string_view default_port,
-                                   std::span<const ExtraOption> extras) {
+                                   std::span<const ExtraOption> extras,
+                                   std::string_view timeout_bounds) {
     ClientOptions opts;
     opts.port = default_port;
     const std::string prog = program_name(argc > 0 ? argv[0] : nullptr);
     std::vector<option> longopts = {
         {"help", no_argument, nullptr, 'h'},
         {"explain", no_argument, nullptr, kExplain},
+        {"timeout", required_argument, nullptr, kTimeout},
     };
-    auto usage = [&](std::ostream& out) { client_usage(out, prog, default_port, extras); };
+    auto usage = [&](std::ostream& out) {
+        client_usage(out, prog, default_port, extras, timeout_bounds);
+    };
     // No leading '+': options may come after HOST and PORT too.
     run_getopt(argc, argv, prog, "h", longopts, extras, usage,
-               [&](int c, std::string_view) -> std::string {
+               [&](int c, std::string_view arg) -> std::string {
                    if (c == kExplain) {
                        opts.explain = true;
                        return "";
+                   }
+                   if (c == kTimeout) {
+                       std::string err = parse_number(arg, 1, 3600, opts.timeout);
+                       return err.empty() ? "" : "--timeout: " + err;
                    }
                    return "unexpected option";
                });

@@ -26,6 +26,7 @@ struct ClientOptions {
     std::string host = "localhost";
     std::string port;
     bool explain = false;
+    long timeout = 10;  // --timeout SECONDS: the most connect (and a TLS handshake) may take
 };
 
 // An option a stage adds. `apply` gets the argument ("" for a flag) and
@@ -39,8 +40,10 @@ struct ExtraOption {
 
 ServerOptions parse_server_options(int argc, char** argv, std::string_view default_port,
                                    std::span<const ExtraOption> extras = {});
+// `timeout_bounds` names what --timeout bounds in the usage text.
 ClientOptions parse_client_options(int argc, char** argv, std::string_view default_port,
-                                   std::span<const ExtraOption> extras = {});
+                                   std::span<const ExtraOption> extras = {},
+                                   std::string_view timeout_bounds = "connect");
 
 // "" when `text` is a port number 0-65535, else the reason.
 std::string check_port(std::string_view text);

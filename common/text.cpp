@@ -65,7 +65,31 @@ std::size_t utf8_length(std::string_view t) {
     return n;
 }
 
+// The code point of a well-formed UTF-8 sequence of length n (2-4).
+char32_t decode(std::string_view t, std::size_t n) {
+    auto byte = [&](std::size_t k) { return static_cast<unsigned char>(t[k]); };
+    char32_t cp = byte(0) & (n == 2 ? 0x1f : n == 3 ? 0x0f : 0x07);
+    for (std::size_t k = 1; k < n; ++k)
+        cp = (cp << 6) | (byte(k) & 0x3f);
+    return cp;
+}
+
 }  // namespace
+
+// [docs:invisible]
+bool is_invisible_format(char32_t cp) {
+    return cp == 0x00ad                          // soft hyphen: usually not drawn
+           || cp == 0x061c                       // Arabic letter mark (bidi)
+           || cp == 0x180e                       // Mongolian vowel separator
+           || (cp >= 0x200b && cp <= 0x200f)     // zero width space/non-joiner/joiner, LRM, RLM
+           || (cp >= 0x2028 && cp <= 0x202e)     // line/paragraph separator; LRE RLE PDF LRO RLO
+           || (cp >= 0x2060 && cp <= 0x2064)     // word joiner, invisible operators
+           || (cp >= 0x2066 && cp <= 0x206f)     // LRI RLI FSI PDI; deprecated format controls
+           || cp == 0xfeff                       // zero width no-break space (BOM)
+           || (cp >= 0xfff9 && cp <= 0xfffb)     // interlinear annotation
+           || (cp >= 0xe0000 && cp <= 0xe007f);  // tag characters: invisible ASCII
+}
+// [/docs]
 
 std::string escape_controls(std::string_view text) {
     static const char hex[] = "0123456789abcdef";
@@ -99,6 +123,14 @@ std::string escape_controls(std::string_view text) {
             for (std::size_t k = 0; k < len; ++k)
                 escape(text[i + k]);
             i += len;
+        } else if (const char32_t cp = decode(text.substr(i), n); is_invisible_format(cp)) {
+            // Drawn as nothing, or reorders what follows (U+202E makes text
+            // read backwards: "Trojan Source"): shown by its number instead.
+            const bool bmp = cp <= 0xffff;
+            out += bmp ? "\\u" : "\\U";
+            for (int shift = bmp ? 12 : 28; shift >= 0; shift -= 4)
+                out += hex[(cp >> shift) & 0xf];
+            i += n;
         } else {
             out.append(text.substr(i, n));  // a printable character: as it is
             i += n;

@@ -49,7 +49,15 @@ class LineFramer {
 // `text` with every control byte except tab (0x00-0x1f, 0x7f, and the C1
 // controls U+0080-U+009F in their UTF-8 form) and every byte that is not part
 // of well-formed UTF-8 written as "\xNN", so that text from a peer cannot
-// move the cursor, recolour or retitle a terminal, whatever its encoding.
+// move the cursor, recolour or retitle a terminal, whatever its encoding; and
+// every invisible format character (is_invisible_format) written as "\u202e"
+// ("\U000e0041" above U+FFFF), so that it cannot reorder or hide text.
 std::string escape_controls(std::string_view text);
+
+// Unicode format characters a reader cannot see: the bidirectional controls
+// (U+202A-202E, U+2066-2069, U+200E-200F, U+061C), zero-width characters,
+// invisible operators, the BOM, tag characters, the soft hyphen, and the
+// line and paragraph separators. docs/security.md#invisible-characters
+bool is_invisible_format(char32_t cp);
 
 }  // namespace common

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <chrono>
 #include <cstdio>
 #include <exception>
 #include <stdexcept>
@@ -34,6 +35,7 @@ constexpr std::size_t kMaxPending = 256 * 1024;
 // Steps 1-2: a socket connected to HOST:PORT, trying each address the name has.
 common::Fd connect_to(const common::ClientOptions& opts, common::Explain& explain) {
     const std::string target = common::join_host_port(opts.host, opts.port);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(opts.timeout);
     std::string last_error = "no address";
     for (const common::Address& addr : common::resolve(opts.host, opts.port, /*passive=*/false)) {
         // Step 1: a new socket.  docs/01-echo.md#socket
@@ -41,13 +43,22 @@ common::Fd connect_to(const common::ClientOptions& opts, common::Explain& explai
         if (!sock) common::throw_errno("socket", target);
         explain.socket(sock.get(), addr.family);
 
-        // Step 2: connect() sends SYN and returns once SYN+ACK has come back
-        // and our ACK is sent: the 3-way handshake.  docs/01-echo.md#connect
-        if (::connect(sock.get(), addr.sa(), addr.length) == 0) {
+        // Step 2: connect() sends SYN; the 3-way handshake is done once
+        // SYN+ACK has come back and our ACK is sent. Non-blocking, connect()
+        // returns at once (EINPROGRESS) and poll() waits for the handshake,
+        // at most --timeout: a blocking connect() to a host that never
+        // answers waits while the kernel resends SYN, over two minutes.
+        // docs/01-echo.md#connect
+        common::set_nonblocking(sock.get());
+        int err = ::connect(sock.get(), addr.sa(), addr.length) == 0 ? 0 : errno;
+        if (err == EINPROGRESS) err = common::finish_connect(sock.get(), deadline);
+        if (err == 0) {
             explain.connected(sock.get(), common::format_address(addr));
             return sock;
         }
-        last_error = std::generic_category().message(errno);  // e.g. RST: Connection refused
+        last_error = err == EINPROGRESS  // our deadline passed, not the kernel's
+                         ? "timed out after " + std::to_string(opts.timeout) + " s"
+                         : std::generic_category().message(err);  // e.g. RST: Connection refused
     }
     throw std::runtime_error("connect " + target + ": " + last_error);
 }

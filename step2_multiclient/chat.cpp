@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <initializer_list>
 
+#include "../common/text.hpp"
+
 namespace chat {
 namespace {
 
@@ -20,6 +22,13 @@ Chunk make(std::initializer_list<std::string_view> pieces) {
         text += piece;
     text += '\n';
     return std::make_shared<const std::string>(std::move(text));
+}
+
+// A client's own bytes quoted back in an error line: escaped like the
+// clients print them (`\x1b`, `\u202e`), so the server never sends a raw
+// control byte it did not choose, even to the one who sent it.
+std::string quoted(std::string_view from_client) {
+    return common::escape_controls(from_client);
 }
 
 char lower(char c) {
@@ -79,7 +88,7 @@ Effects Room::join(ClientId id, std::string_view nick) {
     std::string name;
     if (!nick.empty()) {
         if (!valid_nick(nick)) {
-            to_one(id, make({"* error: invalid nick ", nick}), out);
+            to_one(id, make({"* error: invalid nick ", quoted(nick)}), out);
             out.closes.push_back(id);
             return out;
         }
@@ -184,7 +193,7 @@ void Room::command(ClientId id, std::string_view line, Effects& out) {
         const std::string_view name = rest;  // the whole rest of the line
         if (name.empty()) return error("usage: /nick NAME");
         if (!valid_nick(name)) {
-            return error("invalid nick ", name, " (1-16 of A-Z a-z 0-9 _ -, no spaces)");
+            return error("invalid nick ", quoted(name), " (1-16 of A-Z a-z 0-9 _ -, no spaces)");
         }
         if (name == me.nick) return error("you are already ", me.nick);
         const ClientId holder = find(name);
@@ -200,7 +209,7 @@ void Room::command(ClientId id, std::string_view line, Effects& out) {
         const auto [name, text] = split_word(rest);
         if (name.empty() || text.empty()) return error("usage: /msg NAME TEXT");
         const ClientId to = find(name);
-        if (to < 0) return error("no such user ", name);
+        if (to < 0) return error("no such user ", quoted(name));
         to_one(to, make({me.nick, " (private): ", text}), out);
     } else if (word == "/who") {
         std::string list = "* online: ";
@@ -222,7 +231,7 @@ void Room::command(ClientId id, std::string_view line, Effects& out) {
         leave(id, " left", out);
         out.closes.push_back(id);
     } else {
-        error("unknown command ", word);  // the word alone
+        error("unknown command ", quoted(word));  // the word alone
     }
 }
 

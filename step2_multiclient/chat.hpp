@@ -24,10 +24,12 @@
 
 namespace chat {
 
+// [docs:chat-limits]
 // Limits from docs/protocol.md#lines.
 constexpr std::size_t kMaxLine = 4096;           // bytes per line, without "\r\n"
 constexpr std::size_t kMaxUnsent = 1024 * 1024;  // a client's unsent output before it is dropped
 constexpr std::size_t kMaxNick = 16;
+// [/docs]
 
 // The server's own name for a connection, never negative (it may use the
 // descriptor: it removes the client from the Room before closing that).

@@ -64,6 +64,7 @@ constexpr long kMaxClientsLimit = FD_SETSIZE - 16;
 // and the time until all were welcomed: 256 per batch 2-4 KB; 32: about
 // 1000 bytes, 0.09 s; 8: 786 bytes, 0.17-0.21 s (docs/benchmarks.md).
 constexpr int kAcceptBatch = 8;
+// [docs:relay-limits]
 // At most this much is read from one client per wake-up, so one fast sender
 // cannot starve the rest.
 constexpr std::size_t kReadSize = 64 * 1024;
@@ -84,6 +85,7 @@ constexpr auto kCloseTimeout = 2s;
 constexpr auto kShutdownFlush = 2s;
 // accept() failed for lack of descriptors: look at the listener again after this.
 constexpr auto kAcceptPause = 100ms;
+// [/docs]
 
 // The objects every part of the server needs, owned by run().
 struct Context {

@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <chrono>
 #include <cstdio>
 #include <exception>
 #include <stdexcept>
@@ -62,6 +63,7 @@ struct TlsOptions {
 // Steps 1-2: a socket connected to HOST:PORT, trying each address the name has.
 common::Fd connect_to(const common::ClientOptions& opts, common::Explain& explain) {
     const std::string target = common::join_host_port(opts.host, opts.port);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(opts.timeout);
     std::string last_error = "no address";
     for (const common::Address& addr : common::resolve(opts.host, opts.port, /*passive=*/false)) {
         // Step 1: a new socket.  docs/01-echo.md#socket
@@ -69,27 +71,40 @@ common::Fd connect_to(const common::ClientOptions& opts, common::Explain& explai
         if (!sock) common::throw_errno("socket", target);
         explain.socket(sock.get(), addr.family);
 
-        // Step 2: connect() sends SYN and returns once SYN+ACK has come back
-        // and our ACK is sent: the 3-way handshake.  docs/01-echo.md#connect
-        if (::connect(sock.get(), addr.sa(), addr.length) == 0) {
+        // Step 2: connect() sends SYN; the 3-way handshake is done once
+        // SYN+ACK has come back and our ACK is sent. Non-blocking, connect()
+        // returns at once (EINPROGRESS) and poll() waits for the handshake,
+        // at most --timeout: a blocking connect() to a host that never
+        // answers waits while the kernel resends SYN, over two minutes.
+        // docs/01-echo.md#connect
+        common::set_nonblocking(sock.get());
+        int err = ::connect(sock.get(), addr.sa(), addr.length) == 0 ? 0 : errno;
+        if (err == EINPROGRESS) err = common::finish_connect(sock.get(), deadline);
+        if (err == 0) {
             explain.connected(sock.get(), common::format_address(addr));
             return sock;
         }
-        last_error = std::generic_category().message(errno);  // e.g. RST: Connection refused
+        last_error = err == EINPROGRESS  // our deadline passed, not the kernel's
+                         ? "timed out after " + std::to_string(opts.timeout) + " s"
+                         : std::generic_category().message(err);  // e.g. RST: Connection refused
     }
     throw std::runtime_error("connect " + target + ": " + last_error);
 }
 
 // Step 2b: the TLS handshake over the connected socket, verifying that the
 // server's certificate chains to our CA and names the host we asked for.
-// It runs before the socket is non-blocking: nothing else is going on yet,
-// so blocking here is simple and correct.  docs/03-tls.md#verifying-the-server
+// docs/03-tls.md#verifying-the-server
 tls::Session start_tls(SSL_CTX* ctx, int sock, const common::ClientOptions& opts,
                        common::Explain& explain) {
     const std::string target = common::join_host_port(opts.host, opts.port);
     tls::Session ssl(::SSL_new(ctx));
     if (!ssl || ::SSL_set_fd(ssl.get(), sock) != 1) tls::throw_error("SSL_new", target);
     // [docs:verify-host]
+    // The name is looked for in the certificate's subjectAltName only, never
+    // in the subject's CN: RFC 6125 and the CA/Browser Forum rules, as every
+    // browser does.  docs/03-tls.md#the-name-is-in-the-san-only
+    ::X509_VERIFY_PARAM_set_hostflags(::SSL_get0_param(ssl.get()),
+                                      X509_CHECK_FLAG_NEVER_CHECK_SUBJECT);
     if (tls::is_ip_literal(opts.host)) {
         // An address literal is checked against the certificate's IP SANs;
         // SNI carries host names only (RFC 6066), so none is sent.
@@ -109,11 +124,27 @@ tls::Session start_tls(SSL_CTX* ctx, int sock, const common::ClientOptions& opts
         }
     }
     // ClientHello -> ... <- Finished; the chain and the name are checked in
-    // the middle, and a failure aborts it.  docs/03-tls.md#ssl_connect
-    const int rc = ::SSL_connect(ssl.get());
-    if (rc != 1) {
-        throw std::runtime_error("TLS handshake with " + target + ": " +
-                                 tls::failure_reason(ssl.get(), ::SSL_get_error(ssl.get(), rc)));
+    // the middle, and a failure aborts it. The socket is non-blocking:
+    // SSL_connect returns WANT_READ/WANT_WRITE whenever it must wait, and we
+    // wait with poll(), at most until --timeout, for a server that accepted
+    // the connection and never answers.  docs/03-tls.md#ssl_connect
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(opts.timeout);
+    int rc;
+    while ((rc = ::SSL_connect(ssl.get())) != 1) {
+        const int err = ::SSL_get_error(ssl.get(), rc);
+        if (err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE) {
+            throw std::runtime_error("TLS handshake with " + target + ": " +
+                                     tls::failure_reason(ssl.get(), err));
+        }
+        const auto left = std::chrono::ceil<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
+        pollfd p{sock, static_cast<short>(err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT), 0};
+        const int ready = left.count() > 0 ? ::poll(&p, 1, static_cast<int>(left.count())) : 0;
+        if (ready < 0 && errno != EINTR) common::throw_errno("poll");
+        if (ready == 0 && std::chrono::steady_clock::now() >= deadline) {
+            throw std::runtime_error("TLS handshake with " + target + ": timed out after " +
+                                     std::to_string(opts.timeout) + " s");
+        }
     }
     // [/docs]
     tls::Certificate peer(::SSL_get1_peer_certificate(ssl.get()));
@@ -155,8 +186,8 @@ int run(const common::ClientOptions& opts, const TlsOptions& tls_opts) {
     // bytes.  docs/03-tls.md#ssl_write
     ::SSL_CTX_set_mode(ctx.get(), SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     common::Fd sock = connect_to(opts, explain);
+    // The socket is non-blocking (connect_to): SSL_* may say WANT_READ/WANT_WRITE.
     tls::Session ssl = start_tls(ctx.get(), sock.get(), opts, explain);
-    common::set_nonblocking(sock.get());  // from now on SSL_* may say WANT_READ/WANT_WRITE
 
     std::string to_server;          // read from stdin, not yet accepted by SSL_write()
     std::string from_server;        // the start of a line whose '\n' has not arrived
@@ -290,7 +321,8 @@ int main(int argc, char** argv) {
         {"cert", "PATH", "our certificate, for mutual TLS (with --key)", path(tls_opts.cert)},
         {"key", "PATH", "its private key", path(tls_opts.key)},
     };
-    const common::ClientOptions opts = common::parse_client_options(argc, argv, "7003", extras);
+    const common::ClientOptions opts =
+        common::parse_client_options(argc, argv, "7003", extras, "connect and the TLS handshake");
     if (tls_opts.cert.empty() != tls_opts.key.empty()) {
         std::fprintf(stderr, "%s: --cert and --key go together\n", argc > 0 ? argv[0] : "client");
         return 2;

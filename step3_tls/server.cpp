@@ -94,10 +94,12 @@ constexpr auto kAcceptPause = 100ms;
 // One TLS record carries at most 16 KiB of data: we encrypt that much at most
 // per SSL_write.
 constexpr std::size_t kRecordSize = 16 * 1024;
+// [docs:tls-refusing]
 // Refused ("server full") clients still get a handshake; at most this many at
 // once (they hold descriptors: with kMaxClientsLimit clients they still fit
 // below FD_SETSIZE, next to stdio, the listener, the signal pipe and the log).
 constexpr std::size_t kMaxRefusing = 4;
+// [/docs]
 
 // What --cert, --key, --ca, --require-client-cert, --handshake-timeout say.
 struct TlsOptions {

@@ -25,8 +25,9 @@ std::string_view as_text(std::span<const std::uint8_t> data) {
 
 // The longest line the server may ever send: a client's line (kMaxLine) with
 // the longest prefix or suffix around it ("* error: invalid nick " NAME
-// " (1-16 of A-Z a-z 0-9 _ -, no spaces)" is the longest).
-constexpr std::size_t kMaxOutLine = chat::kMaxLine + 64;
+// " (1-16 of A-Z a-z 0-9 _ -, no spaces)" is the longest), NAME escaped: at
+// most 4 bytes shown per byte sent ("\x1b").
+constexpr std::size_t kMaxOutLine = 4 * chat::kMaxLine + 64;
 
 // --- the line framer --------------------------------------------------------
 
@@ -82,6 +83,14 @@ void require_inert(std::string_view printed) {
         require(code >= smallest[n] && code <= 0x10ffff && (code < 0xd800 || code > 0xdfff),
                 "escape_controls left malformed UTF-8");
         require(code > 0x9f, "escape_controls left a C1 control");
+        // Bidi controls and other invisible format characters, listed here
+        // independently of common::is_invisible_format.
+        const bool invisible =
+            code == 0xad || code == 0x61c || code == 0x180e || (code >= 0x200b && code <= 0x200f) ||
+            (code >= 0x2028 && code <= 0x202e) || (code >= 0x2060 && code <= 0x2064) ||
+            (code >= 0x2066 && code <= 0x206f) || code == 0xfeff ||
+            (code >= 0xfff9 && code <= 0xfffb) || (code >= 0xe0000 && code <= 0xe007f);
+        require(!invisible, "escape_controls left an invisible format character");
         i += n;
     }
 }
@@ -193,6 +202,11 @@ class RoomChecker {
             require(d.data != nullptr, "a Delivery without data");
             const std::string& text = *d.data;
             require(!text.empty() && text.back() == '\n', "a Delivery that does not end in '\\n'");
+            // An error line quotes the sender's bytes escaped: nothing raw in it.
+            if (text.rfind("* error: ", 0) == 0) {
+                require(text.find('\n') == text.size() - 1, "an error line with a '\\n' inside");
+                require_inert(std::string_view(text).substr(0, text.size() - 1));
+            }
             std::size_t start = 0;
             while (start < text.size()) {
                 const std::size_t end = text.find('\n', start);

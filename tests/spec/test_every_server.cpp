@@ -269,3 +269,47 @@ TEST_CASE("details: SIGHUP in stages 1 and 2: reopen --log-file") {
         ::unlink(rotated.c_str());
     }
 }
+
+TEST_CASE(
+    "every server: it restarts at once on its port while the last run's connection sits in "
+    "TIME_WAIT (SO_REUSEADDR)") {
+    for (const auto& server : every_server()) {
+        INFO(server);
+        const bool tls = server.rfind("step3", 0) == 0;
+        // The server closes first (the active close), so TIME_WAIT is on its
+        // side: on its port, where the next run binds.
+        Server s = start_server(server, tls ? std::vector<std::string>{"--handshake-timeout", "1"}
+                                            : std::vector<std::string>{});
+        const std::string port = std::to_string(s.port);
+        {
+            Conn c(s.port);
+            if (tls) {
+                CHECK(c.until_eof(5000ms).empty());  // dropped: a handshake never started
+                s.proc.signal(SIGTERM);
+            } else {
+                if (server.find("step2_multiclient/server") == 0 &&
+                    server != "step2_multiclient/server_fork") {
+                    REQUIRE(c.line().has_value());  // the welcome: it accepted us
+                } else {
+                    c.send("x\n");
+                    REQUIRE(c.line() == "x");
+                }
+                s.proc.signal(SIGTERM);
+                c.until_eof(5000ms);  // its FIN (after "* server shutting down" in stage 2)
+            }
+            CHECK(c.read_error() == 0);
+            CHECK(s.proc.wait(5000ms) == 0);
+        }  // our FIN: the server's side goes to TIME_WAIT, for 60 s
+        REQUIRE(eventually([&] {
+            std::string out;
+            shell("ss -tanH state time-wait '( sport = :" + port + " )'", &out);
+            return !out.empty();
+        }));
+        Child again(with_binary(server, {"--bind", "127.0.0.1", "--port", port}));
+        const auto line = again.out().line(5000ms);
+        INFO("second run's stderr: " << again.stderr_text());
+        CHECK(line == "listening on 127.0.0.1:" + port);
+        again.signal(SIGTERM);
+        CHECK(again.wait(3000ms) == 0);
+    }
+}

@@ -54,12 +54,22 @@ TEST_CASE(
         conns.back()->send("x\n");
         REQUIRE(conns.back()->line() == "x");
     }
-    const auto kids = children_of(s.proc.pid());
-    CHECK(kids.size() == 3);
-    CHECK(sockets_of(s.proc.pid()) == parent_sockets);  // no client socket kept
+    // The parent closes its copy after fork() and each child closes the
+    // listener, each in its own time: the echo can come back before either
+    // close, so wait for the state (with a deadline) instead of sampling it.
+    std::vector<pid_t> kids;
+    CHECK(eventually([&] {
+        kids = children_of(s.proc.pid());
+        return kids.size() == 3;
+    }));
+    CHECK(
+        eventually([&] { return sockets_of(s.proc.pid()) == parent_sockets; }));  // no client kept
     for (pid_t kid : kids) {
-        const auto theirs = sockets_of(kid);
-        CHECK(theirs.size() == 1);  // its client only
+        std::vector<std::string> theirs;
+        CHECK(eventually([&] {
+            theirs = sockets_of(kid);
+            return theirs.size() == 1;  // its client only
+        }));
         if (!theirs.empty()) CHECK(theirs.front() != parent_sockets.front());
     }
 }

@@ -1,10 +1,12 @@
 // SPEC.md "Stage 1: echo", the client lines of "Stage 2", and the client
 // lines of "Details that settle the edge cases".
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -66,8 +68,13 @@ TEST_CASE("clients: -h/--help prints usage on stdout and exits 0; bad usage exit
         CHECK(help.wait() == 0);
         CHECK(out.rfind("usage: client", 0) == 0);
         CHECK(help.stderr_text().empty());
-        for (const std::vector<std::string>& bad : std::vector<std::vector<std::string>>{
-                 {"--bogus"}, {"127.0.0.1", "port"}, {"127.0.0.1", "70000"}, {"a", "1", "extra"}}) {
+        for (const std::vector<std::string>& bad :
+             std::vector<std::vector<std::string>>{{"--bogus"},
+                                                   {"127.0.0.1", "port"},
+                                                   {"127.0.0.1", "70000"},
+                                                   {"a", "1", "extra"},
+                                                   {"--timeout", "0"},
+                                                   {"--timeout", "soon"}}) {
             INFO(bad.front());
             Child c(with_binary(client, bad));
             CHECK(c.out().until_eof().empty());
@@ -152,5 +159,49 @@ TEST_CASE("clients: `client [HOST [PORT]]` defaults to localhost and the stage p
         CHECK(host_only.wait() == 1);
         CHECK(host_only.stderr_text() ==
               "connect 127.0.0.1:" + std::to_string(port) + ": Connection refused\n");
+    }
+}
+
+namespace {
+// A listener whose accept queue is full: listen(fd, 0) queues one finished
+// handshake, and nothing accepts it; further SYNs are dropped, so a connect()
+// to it waits while the kernel resends SYN (1 s, 3 s, 7 s ... over 2 min).
+// Loopback only, and nothing leaves the machine.
+struct FullListener {
+    Listener listener{0};
+    std::vector<common::Fd> fillers;
+    FullListener() {
+        for (int i = 0; i < 8; ++i) {
+            common::Fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+            sockaddr_in a{};
+            a.sin_family = AF_INET;
+            a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+            a.sin_port = htons(static_cast<uint16_t>(listener.port()));
+            ::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a);
+            pollfd p{fd.get(), POLLOUT, 0};
+            const bool done = ::poll(&p, 1, 300) == 1;
+            fillers.push_back(std::move(fd));
+            if (!done) return;  // this one's SYN went unanswered: the queue is full
+        }
+        FAIL("the accept queue never filled up");
+    }
+};
+}  // namespace
+
+TEST_CASE(
+    "clients: --timeout bounds connect: a server that never answers the SYN is one line "
+    "naming connect and exit 1") {
+    FullListener full;
+    const std::string port = std::to_string(full.listener.port());
+    for (const auto& client : every_client()) {
+        INFO(client);
+        const auto start = std::chrono::steady_clock::now();
+        Child c(with_binary(client, {"127.0.0.1", port, "--timeout", "1"}));
+        CHECK(c.wait(10000ms) == 1);
+        const auto took = std::chrono::steady_clock::now() - start;
+        CHECK(c.stderr_text() == "connect 127.0.0.1:" + port + ": timed out after 1 s\n");
+        CHECK(took >= 900ms);
+        CHECK(took < 5000ms);
+        CHECK(c.out().until_eof(1000ms).empty());
     }
 }

@@ -1,5 +1,9 @@
 // Stage 1 integration tests: the real server and client binaries on loopback.
+#include <linux/sockios.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -157,6 +161,61 @@ TEST_CASE("stage 1: a client that resets leaves the server serving") {
     CHECK(polite.line() == "still here");
 }
 
+namespace {
+int queued(int fd, unsigned long request) {  // SIOCINQ / SIOCOUTQ: bytes in a socket queue
+    int n = -1;
+    return ::ioctl(fd, request, &n) == 0 ? n : -1;
+}
+int tcp_state(int fd) {
+    tcp_info info{};
+    socklen_t len = sizeof info;
+    return ::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) == 0 ? info.tcpi_state : -1;
+}
+}  // namespace
+
+// send() to a peer that has reset raises SIGPIPE, which kills a process
+// unless it is ignored (or MSG_NOSIGNAL given): one rude client would end
+// the server. The reset must come after the server has the client's FIN
+// (CLOSE_WAIT), while the server still has echo to write: then its next
+// send() fails with EPIPE, the case that raises the signal.
+TEST_CASE("stage 1: sending to a peer that has reset does not kill the server (SIGPIPE)") {
+    Server s = start_server(kServer);
+    {
+        Conn rude(s.port);
+        // Fill the pipe: we never read, so the echo fills our receive
+        // buffer and the server's send buffer, and the server waits to
+        // write. Each piece must reach the server (our send queue empty).
+        // The server waits to write once the bytes that reached it stay
+        // unread (its Recv-Q in ss) for a whole second: a merely busy server
+        // reads them well before that.
+        const std::string piece(16 * 1024, 'p');
+        const std::string port = std::to_string(s.port);
+        auto server_unread = [&] {
+            std::string out;
+            shell("ss -tnH state established '( sport = :" + port + " )'", &out);
+            return out.empty() ? 0 : std::stoi(out);
+        };
+        bool blocked = false;
+        for (int i = 0; i < 4096 && !blocked; ++i) {
+            rude.send(piece);
+            REQUIRE(eventually([&] { return queued(rude.fd(), SIOCOUTQ) == 0; }));
+            blocked = !eventually([&] { return server_unread() == 0; }, 1000ms);
+        }
+        REQUIRE(blocked);
+        rude.shutdown_write();  // FIN: the server's side is now in CLOSE_WAIT
+        REQUIRE(eventually([&] { return tcp_state(rude.fd()) == TCP_FIN_WAIT2; }));
+        rude.reset();  // RST; the server's next send() gets EPIPE
+    }
+    // Either it logged the failed send, or SIGPIPE killed it (exit 141).
+    REQUIRE(eventually([&] {
+        return s.proc.stderr_text().find("Broken pipe") != std::string::npos || !s.proc.running();
+    }));
+    REQUIRE_MESSAGE(s.proc.running(), "the server died: " << s.proc.wait(0ms).value_or(-1));
+    Conn next(s.port);
+    next.send("still serving\n");
+    CHECK(next.line() == "still serving");
+}
+
 TEST_CASE("stage 1: open descriptors back to baseline after 200 connections") {
     Server s = start_server(kServer);
     {
@@ -197,6 +256,9 @@ TEST_CASE(
     REQUIRE(
         eventually([&] { return server.stderr_text().find("listening on") != std::string::npos; }));
     // The lowest free descriptor number is what accept() would take.
+    // Taken once the count has settled: a sanitizer's runtime may hold one
+    // for a moment at start-up.
+    settled_fd_count(server.pid());
     int lowest_free = 0;
     while (::access(("/proc/" + std::to_string(server.pid()) + "/fd/" + std::to_string(lowest_free))
                         .c_str(),

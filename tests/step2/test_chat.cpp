@@ -241,3 +241,28 @@ TEST_CASE("chat: shutdown notice to every member; fixed lines") {
     CHECK(in.take(2) == "* server shutting down\n");
     CHECK(*chat::server_full() == "* error: server full\n");
 }
+
+// Error lines quote what the client sent; a control byte in it (or a bidi
+// control) goes back escaped, never raw: the server must not be the one
+// who puts `ESC ] 0 ;` on the sender's terminal.
+TEST_CASE("chat: error lines quote the sender's bytes escaped, never raw") {
+    Inbox in;
+    Room room = room_of(2, in);
+    in << room.receive(1, "/nick \x1b]0;owned\x07\n");
+    CHECK(in.take(1) ==
+          "* error: invalid nick \\x1b]0;owned\\x07 (1-16 of A-Z a-z 0-9 _ -, no spaces)\n");
+    in << room.receive(1,
+                       "/nick ev\xe2\x80\xae"
+                       "il\n");
+    CHECK(in.take(1) == "* error: invalid nick ev\\u202eil (1-16 of A-Z a-z 0-9 _ -, no spaces)\n");
+    in << room.receive(1, "/msg bo\x1b[2Jb hi\n");
+    CHECK(in.take(1) == "* error: no such user bo\\x1b[2Jb\n");
+    in << room.receive(1, "/fo\x9bo x\n");
+    CHECK(in.take(1) == "* error: unknown command /fo\\x9bo\n");
+    in << room.join(3, "al\x1b[5mice");  // a certificate's CN (stage 3)
+    CHECK(in.take(3) == "* error: invalid nick al\\x1b[5mice\n");
+    CHECK(in.take(2).empty());
+    // Text lines are still relayed byte for byte: escaping is the reader's.
+    in << room.receive(1, "te\x1bxt\n");
+    CHECK(in.take(2) == "guest-1: te\x1bxt\n");
+}

@@ -67,7 +67,8 @@ TEST_CASE("server_fork: 20 clients at once, each echoed; no zombies afterwards")
     for (int i = 0; i < 20; ++i) {
         CHECK(conns[i]->line() == "client " + std::to_string(i));
     }
-    CHECK(children_of(s.proc.pid()).size() == 20);
+    // The children exist (they echoed); wait rather than sample /proc once.
+    CHECK(eventually([&] { return children_of(s.proc.pid()).size() == 20; }));
     for (auto& c : conns)
         c->shutdown_write();
     for (auto& c : conns)
@@ -98,8 +99,11 @@ TEST_CASE(
     c.send("bye\n");
     REQUIRE(c.line() == "bye");
     // Kill the child: if the parent still held the socket, no FIN would come.
-    const auto kids = children_of(s.proc.pid());
-    REQUIRE(kids.size() == 1);
+    std::vector<ProcInfo> kids;
+    REQUIRE(eventually([&] {
+        kids = children_of(s.proc.pid());
+        return kids.size() == 1;
+    }));
     ::kill(kids[0].pid, SIGKILL);
     CHECK(c.until_eof(3000ms).empty());
     CHECK(c.available(10ms).empty());
@@ -116,9 +120,12 @@ TEST_CASE("server_fork: SIGTERM ends its children, reaps them, exits 0") {
         REQUIRE(conns.back()->line() == "hi");
     }
     std::vector<pid_t> kids;
-    for (const auto& k : children_of(s.proc.pid()))
-        kids.push_back(k.pid);
-    REQUIRE(kids.size() == 3);
+    REQUIRE(eventually([&] {
+        kids.clear();
+        for (const auto& k : children_of(s.proc.pid()))
+            kids.push_back(k.pid);
+        return kids.size() == 3;
+    }));
     s.proc.signal(SIGTERM);
     CHECK(s.proc.wait(4000ms) == 0);
     for (auto& c : conns)

@@ -1,5 +1,7 @@
 // Stage 2 integration tests: the select() chat relay, real binary on loopback.
+#include <linux/sockios.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <atomic>
@@ -136,6 +138,17 @@ TEST_CASE("relay: /nick renames for all; bad, taken and own nicks are errors to 
     expect(*b, "Bob: after");
 }
 
+TEST_CASE("relay: an error line quotes the sender's control bytes escaped, never raw") {
+    Server s = start_server(kServer);
+    auto a = join(s);
+    a->send("/nick \x1b]0;owned\x07\n");
+    expect(*a, "* error: invalid nick \\x1b]0;owned\\x07 (1-16 of A-Z a-z 0-9 _ -, no spaces)");
+    a->send(
+        "/msg \xe2\x80\xae"
+        "evil hi\n");
+    expect(*a, "* error: no such user \\u202eevil");
+}
+
 TEST_CASE("relay: /msg reaches only NAME; errors for unknown NAME and missing TEXT") {
     Server s = start_server(kServer);
     auto a = join(s);
@@ -242,6 +255,69 @@ TEST_CASE("relay: server full — extra clients get the error; no guest number i
     expect(*a, "* guest-2 joined");
     expect(*a, "* guest-2 left");
     join(s, "* welcome guest-3 (2 online)");
+}
+
+// A close with unread input makes the kernel send RST, not FIN, and throw
+// away what it had not yet sent: the server reads such input away first.
+// The server is stopped (SIGSTOP) while the input arrives, so that it is
+// certainly waiting, unread, when the server next looks at the socket.
+TEST_CASE("relay: refused newcomers whose input already waits get the error and FIN, not RST") {
+    Server s = start_server(kServer, {"--max-clients", "1"});
+    auto a = join(s, "* welcome guest-1 (1 online)");
+    s.proc.signal(SIGSTOP);
+    std::vector<std::unique_ptr<Conn>> extra;
+    for (int i = 0; i < 8; ++i) {  // more than are closed politely at once (4)
+        extra.push_back(std::make_unique<Conn>(s.port));
+        extra.back()->send(std::string(2000, 'h') + "\n");  // `printf ... | nc`
+    }
+    s.proc.signal(SIGCONT);
+    for (std::size_t i = 0; i < extra.size(); ++i) {
+        INFO("newcomer " << i);
+        CHECK(extra[i]->until_eof() == "* error: server full\n");
+        CHECK(extra[i]->read_error() == 0);  // FIN, not ECONNRESET
+    }
+    a->send("/who\n");
+    expect(*a, "* online: guest-1");
+}
+
+TEST_CASE("relay: a leaving client closed at its deadline with input unread gets FIN, not RST") {
+    Server s = start_server(kServer);
+    auto a = join(s);
+    auto b = join(s);
+    expect(*a, "* guest-2 joined");
+    // b reads nothing for now: lines wait for it in the server's socket
+    // buffers (and queue), then its bye.
+    const std::string line = "guest-1: " + std::string(1000, 'l');
+    std::string bulk;
+    for (int i = 0; i < 200; ++i)
+        bulk += line.substr(9) + "\n";
+    a->send(bulk);
+    b->send("/quit\n");
+    expect(*a, "* guest-2 left");  // the server has read the /quit
+    // Stopped, the server cannot read what b sends now; once b's 2 s to
+    // close have passed it wakes to more than one read's worth (64 KiB)
+    // unread and closes b. Time must pass with the server stopped: a sleep.
+    s.proc.signal(SIGSTOP);
+    // 96 KiB: more than one read, less than the server's receive buffer
+    // (about 128 KiB here), so that all of it has arrived (our send queue
+    // is empty) before the server runs again: nothing is still in flight.
+    b->send(std::string(96 * 1024, 'j'));
+    REQUIRE(eventually([&] {
+        int unacked = -1;
+        return ::ioctl(b->fd(), SIOCOUTQ, &unacked) == 0 && unacked == 0;
+    }));
+    std::this_thread::sleep_for(2500ms);
+    s.proc.signal(SIGCONT);
+    // What the server had handed to the kernel still arrives, then FIN. An
+    // RST would throw that away, and the reader would see ECONNRESET.
+    const std::string got = b->until_eof(5000ms);
+    CHECK(b->read_error() == 0);
+    std::istringstream in(got);
+    std::size_t lines = 0;
+    for (std::string l; std::getline(in, l) && l == line;)
+        ++lines;
+    INFO("complete lines received: " << lines);
+    CHECK(lines >= 50);  // far more than that fits in the socket buffers
 }
 
 TEST_CASE("relay: --max-clients out of range is a usage error; --help lists it") {
@@ -535,7 +611,8 @@ TEST_CASE("relay: a descriptor at or above FD_SETSIZE never reaches FD_SET") {
     }
     CHECK(welcomed == 5);  // descriptors 1019-1023
     CHECK(closed_at_once == 3);
-    CHECK(proc.stderr_text().find(">= FD_SETSIZE") != std::string::npos);
+    CHECK(
+        eventually([&] { return proc.stderr_text().find(">= FD_SETSIZE") != std::string::npos; }));
     CHECK(proc.running());
 }
 

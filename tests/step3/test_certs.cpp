@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <csignal>
 #include <string>
 
@@ -117,6 +118,23 @@ TEST_CASE("client: a certificate for another name is refused: hostname mismatch"
                             {"--cert", certs / "other.crt", "--key", certs / "other.key"});
     Child c = run_client("localhost", s.port, {"--ca", certs / "ca.crt"});
     expect_refused(c, "certificate verify failed: hostname mismatch");
+}
+
+// Browsers stopped reading the host name from the subject's CN long ago (RFC
+// 6125 6.4.4; the CA/Browser Forum requires the name in subjectAltName): a
+// certificate that has it only there is for no host at all.
+TEST_CASE("client: a certificate whose name is only in the CN (no subjectAltName) is refused") {
+    Certs certs;
+    certs.issue("cnonly", "/CN=localhost", "");  // our CA, the right name, no SAN
+    std::string text;
+    REQUIRE(shell("openssl x509 -noout -ext subjectAltName -in " + (certs / "cnonly.crt"), &text) ==
+            0);
+    REQUIRE(text.find("DNS:") == std::string::npos);
+    Server s = start_server("step3_tls/server",
+                            {"--cert", certs / "cnonly.crt", "--key", certs / "cnonly.key"});
+    Child c = run_client("localhost", s.port, {"--ca", certs / "ca.crt"});
+    expect_refused(c, "TLS handshake with localhost:" + std::to_string(s.port) +
+                          ": certificate verify failed: hostname mismatch");
 }
 
 TEST_CASE("client: an expired certificate is refused: certificate has expired") {
@@ -317,4 +335,20 @@ TEST_CASE(
     TlsConn after(s.port, with_ca(certs));
     REQUIRE(after.ok());
     CHECK(after.line() == "* welcome guest-2 (2 online)");
+}
+
+TEST_CASE(
+    "client: --timeout bounds the TLS handshake with a server that accepts and never answers") {
+    Listener silent;  // accepts, reads nothing, says nothing
+    const auto start = std::chrono::steady_clock::now();
+    Child c = run_client("127.0.0.1", silent.port(), {"--timeout", "1"});
+    common::Fd accepted = silent.accept();
+    REQUIRE(accepted);
+    CHECK(c.wait(10000ms) == 1);
+    const auto took = std::chrono::steady_clock::now() - start;
+    CHECK(c.stderr_text() == "TLS handshake with 127.0.0.1:" + std::to_string(silent.port()) +
+                                 ": timed out after 1 s\n");
+    CHECK(took >= 900ms);
+    CHECK(took < 5000ms);
+    CHECK(c.out().until_eof(1000ms).empty());
 }

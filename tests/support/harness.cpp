@@ -77,6 +77,7 @@ bool Reader::fill(Clock::time_point deadline) {
     ssize_t n = ::read(fd_, chunk, sizeof chunk);
     if (n <= 0) {
         if (n < 0 && (errno == EINTR || errno == EAGAIN)) return true;
+        if (n < 0) error_ = errno;
         eof_ = true;  // EOF, or an error such as a reset: nothing more will come
         return false;
     }
@@ -281,6 +282,25 @@ void Conn::reset() {
     linger l{1, 0};
     ::setsockopt(fd_.get(), SOL_SOCKET, SO_LINGER, &l, sizeof l);
     fd_.reset();
+}
+
+Listener::Listener(int backlog) : fd_(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (!fd_ || ::bind(fd_.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+        ::listen(fd_.get(), backlog) != 0 ||
+        ::getsockname(fd_.get(), reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+        throw std::runtime_error("Listener: bind/listen failed");
+    }
+    port_ = ntohs(a.sin_port);
+}
+
+common::Fd Listener::accept(Duration timeout) {
+    pollfd p{fd_.get(), POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(timeout.count())) <= 0) return common::Fd();
+    return common::Fd(::accept4(fd_.get(), nullptr, nullptr, SOCK_CLOEXEC));
 }
 
 bool can_connect(int port, std::string_view host) {

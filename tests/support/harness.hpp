@@ -54,12 +54,16 @@ class Reader {
     // Whatever arrives within `timeout` (for "nothing more comes" checks).
     std::string available(Duration timeout);
     bool eof() const { return eof_; }
+    // How the stream ended: 0 for EOF (the peer's FIN), else the errno of the
+    // failed read (ECONNRESET: the peer sent RST). 0 while not ended.
+    int error() const { return error_; }
 
   private:
     bool fill(std::chrono::steady_clock::time_point deadline);  // false: EOF or deadline
     int fd_;
     std::string buf_;
     bool eof_ = false;
+    int error_ = 0;
 };
 
 struct SpawnOptions {
@@ -119,6 +123,8 @@ class Conn {
     std::string exact(std::size_t n, Duration t = 5000ms) { return reader_.exact(n, t); }
     std::string until_eof(Duration t = 5000ms) { return reader_.until_eof(t); }
     std::string available(Duration t) { return reader_.available(t); }
+    // After until_eof(): 0 if the connection ended with FIN, ECONNRESET if with RST.
+    int read_error() const { return reader_.error(); }
     void shutdown_write();
     void reset();  // SO_LINGER 0 then close: the peer gets RST
     void close() { fd_.reset(); }
@@ -126,6 +132,21 @@ class Conn {
   private:
     common::Fd fd_;
     Reader reader_;
+};
+
+// A listening socket of the test's own on 127.0.0.1, on a free port: the peer
+// a client under test connects to (a server that misbehaves on purpose).
+class Listener {
+  public:
+    explicit Listener(int backlog = 16);
+    int port() const { return port_; }
+    int fd() const { return fd_.get(); }
+    // The next connection, or an empty Fd if none comes within `timeout`.
+    common::Fd accept(Duration timeout = 5000ms);
+
+  private:
+    common::Fd fd_;
+    int port_ = 0;
 };
 
 // Try to connect; false when refused.

@@ -94,3 +94,49 @@ TEST_CASE("escape_controls: bytes that are not UTF-8 are shown, never passed to 
     CHECK(common::escape_controls("\xf0\x9f\x98\x80!") == "\xf0\x9f\x98\x80!");    // U+1F600
     CHECK(common::escape_controls("\xf4\x90\x80\x80") == "\\xf4\\x90\\x80\\x80");  // > U+10FFFF
 }
+
+// "Trojan Source" (CVE-2021-42574): U+202E makes the rest of a line display
+// right to left, so a peer could make its text read as something else.
+TEST_CASE("escape_controls: bidirectional controls are shown as \\uXXXX, never obeyed") {
+    CHECK(common::escape_controls("abc\xe2\x80\xae"
+                                  "fed") == "abc\\u202efed");  // RLO
+    const char* const bidi[][2] = {
+        {"\xe2\x80\xaa", "\\u202a"}, {"\xe2\x80\xab", "\\u202b"}, {"\xe2\x80\xac", "\\u202c"},
+        {"\xe2\x80\xad", "\\u202d"}, {"\xe2\x80\xae", "\\u202e"}, {"\xe2\x81\xa6", "\\u2066"},
+        {"\xe2\x81\xa7", "\\u2067"}, {"\xe2\x81\xa8", "\\u2068"}, {"\xe2\x81\xa9", "\\u2069"},
+        {"\xe2\x80\x8e", "\\u200e"}, {"\xe2\x80\x8f", "\\u200f"}, {"\xd8\x9c", "\\u061c"},
+    };
+    for (const auto& pair : bidi) {
+        const std::string shown = pair[1];
+        INFO(shown);
+        CHECK(common::escape_controls(pair[0]) == shown);
+    }
+}
+
+TEST_CASE("escape_controls: invisible format characters are shown; visible neighbours are not") {
+    CHECK(common::escape_controls("pay\xe2\x80\x8bpal") == "pay\\u200bpal");  // zero width space
+    CHECK(common::escape_controls("\xe2\x80\x8c\xe2\x80\x8d") == "\\u200c\\u200d");
+    CHECK(common::escape_controls("\xe2\x81\xa0\xe2\x81\xa4") == "\\u2060\\u2064");
+    CHECK(common::escape_controls("\xef\xbb\xbfhi") == "\\ufeffhi");  // BOM
+    CHECK(common::escape_controls("soft\xc2\xadhyphen") == "soft\\u00adhyphen");
+    CHECK(common::escape_controls("\xe2\x80\xa8") == "\\u2028");          // line separator
+    CHECK(common::escape_controls("\xf3\xa0\x81\x81") == "\\U000e0041");  // tag 'A'
+    // Their visible neighbours stay text: dashes, quotes, ellipsis, Arabic.
+    for (const char* text :
+         {"\xe2\x80\x90", "\xe2\x80\x94", "\xe2\x80\x9c", "\xe2\x80\xa6", "\xe2\x80\xaf",
+          "\xe2\x81\x9f", "\xd8\x9b", "\xd8\xa7", "\xef\xbb\xbe", "\xf0\x9f\x98\x80"}) {
+        CHECK(common::escape_controls(text) == text);
+    }
+}
+
+TEST_CASE("is_invisible_format: the listed ranges, and nothing either side of them") {
+    for (char32_t cp : {0x00adU, 0x061cU, 0x180eU, 0x200bU, 0x200fU, 0x2028U, 0x202eU, 0x2060U,
+                        0x2064U, 0x2066U, 0x206fU, 0xfeffU, 0xfff9U, 0xfffbU, 0xe0000U, 0xe007fU}) {
+        CHECK(common::is_invisible_format(cp));
+    }
+    for (char32_t cp :
+         {0x00acU, 0x00aeU, 0x061bU, 0x061dU, 0x200aU, 0x2010U, 0x2027U, 0x202fU, 0x205fU, 0x2065U,
+          0x2070U, 0xfefeU, 0xff00U, 0xfff8U, 0xfffcU, 0xdffffU, 0xe0080U, 0x41U}) {
+        CHECK_FALSE(common::is_invisible_format(cp));
+    }
+}

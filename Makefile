@@ -73,7 +73,9 @@ help:
 	@echo "make CXX=clang++ ...     build with clang instead of g++"
 	@echo "make certs               stage 3 key material under step3_tls/certs/"
 	@echo "make bench               the benchmark table (docs/benchmarks.md)"
-	@echo "make fuzz | soak | capture STAGE=N   see tests/ and docs/"
+	@echo "make loadgen             just the load generator, build/<variant>/bin/loadgen (docs/tcp-on-the-wire.md)"
+	@echo "make test-diagrams       parse every Mermaid diagram in the docs with mermaid (npm install, ~170 MB)"
+	@echo "make fuzz | soak | capture STAGE=N   see tests/ and docs/ (capture writes build/captures/; UPDATE=1: docs/captures/)"
 	@echo "make format              clang-format every source file"
 
 format:

@@ -43,6 +43,9 @@ else
     need iproute2 have ss
     need procps have ps
     need sslscan have sslscan
+    # The docs' runnable sessions (tests/docs) use these too.
+    need strace have strace
+    need python3 have python3
 fi
 
 [ -z "$missing" ] && exit 0

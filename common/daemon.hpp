@@ -2,8 +2,8 @@
 //
 // Every server calls start_service() once its listening socket is ready (and,
 // in stage 3, once its keys are loaded: privileges are dropped in here). It
-// prints the one stdout line SPEC.md promises, `listening on HOST:PORT`, and,
-// as the options ask (docs/daemon.md):
+// prints the one stdout line docs/protocol.md#the-listening-line promises,
+// `listening on HOST:PORT`, and, as the options ask (docs/daemon.md):
 //
 //   --daemon    detach: fork, setsid, fork, chdir /, umask 027, close the
 //               descriptors inherited from whoever started us, stdio on

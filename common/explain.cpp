@@ -15,7 +15,11 @@
 namespace common {
 namespace {
 
-constexpr unsigned kListenState = 10;  // TCP_LISTEN (the kernel's tcp_states.h)
+// From the kernel's tcp_states.h (TCP_TIME_WAIT, TCP_CLOSE, TCP_CLOSE_WAIT, TCP_LISTEN).
+constexpr unsigned kTimeWaitState = 6;
+constexpr unsigned kCloseState = 7;
+constexpr unsigned kCloseWaitState = 8;
+constexpr unsigned kListenState = 10;
 
 const char* tcp_state_name(unsigned state) {
     static const char* const names[] = {"?",          "ESTABLISHED", "SYN_SENT",  "SYN_RECV",
@@ -161,9 +165,25 @@ void Explain::received(int fd, std::size_t bytes) {
     if (!enabled_) return;
     std::ostringstream s;
     if (bytes == 0) {
+        // Which side closed first decides the state; TCP_INFO tells us.
+        tcp_info info{};
+        socklen_t len = sizeof info;
+        const bool known = ::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) == 0;
+        const unsigned state = known ? info.tcpi_state : 0;
         s << "recv(fd " << fd << ") -> 0: the peer sent FIN (it will send no more). Our kernel "
-          << "ACKed it; the socket is in CLOSE_WAIT until we close our side (or FIN_WAIT2/"
-          << "TIME_WAIT if we had sent our FIN first).";
+          << "ACKed it; ";
+        if (state == kCloseWaitState) {
+            s << "the socket is in CLOSE_WAIT until we close our side.";
+        } else if (state == kCloseState || state == kTimeWaitState) {
+            s << "we had sent our FIN first and it was ACKed, so both directions are finished: "
+              << "the socket reads state " << tcp_state_name(state)
+              << ", and the connection waits out TIME_WAIT (60 s) in a kernel entry of its own.";
+        } else if (known) {
+            s << "we had sent our FIN first; the socket is in " << tcp_state_name(state) << ".";
+        } else {
+            s << "the socket is in CLOSE_WAIT until we close our side (or TIME_WAIT if we had "
+              << "sent our FIN first).";
+        }
         line(s.str(), "docs/01-echo.md#recv");
     } else if (receives_[fd]++ == 0) {
         s << "recv(fd " << fd << ") -> " << bytes << " bytes, copied out of the receive buffer. "

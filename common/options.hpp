@@ -1,4 +1,4 @@
-// options.hpp: the command line every server and client shares (SPEC.md).
+// options.hpp: the command line every server and client shares (docs/protocol.md#the-command-line).
 //
 // Bad usage prints the usage on stderr and exits 2; -h/--help prints it on
 // stdout and exits 0. A stage adds its own options through ExtraOption, so the

@@ -1,4 +1,4 @@
-// chat.cpp: the rules of SPEC.md's chat protocol. No sockets here.
+// chat.cpp: the rules of the chat protocol (docs/protocol.md#commands). No sockets here.
 #include "chat.hpp"
 
 #include <algorithm>

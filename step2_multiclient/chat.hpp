@@ -1,7 +1,7 @@
 // chat.hpp: the chat protocol with no I/O at all ("sans-I/O").
 //
 // A Room knows who is online, what each one has typed so far, and the rules
-// of SPEC.md's chat protocol. It never touches a socket. The server tells it
+// of the chat protocol (docs/protocol.md#lines). It never touches a socket. The server tells it
 // what happened (a client joined, these bytes arrived, EOF, the client was
 // lost) and gets back Effects: which line goes to which client, and which
 // clients to close. The select server, the epoll server and the TLS server of
@@ -25,7 +25,7 @@
 namespace chat {
 
 // [docs:chat-limits]
-// Limits from SPEC.md.
+// Limits from docs/protocol.md#lines.
 constexpr std::size_t kMaxLine = 4096;           // bytes per line, without "\r\n"
 constexpr std::size_t kMaxUnsent = 1024 * 1024;  // a client's unsent output before it is dropped
 constexpr std::size_t kMaxNick = 16;

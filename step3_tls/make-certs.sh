@@ -16,7 +16,9 @@ dir=${1:-$(dirname "$0")/certs}
 days=${DAYS:-825}
 mkdir -p "$dir"
 cd "$dir"
+# [docs:umask]
 umask 077 # every file we create is private until we say otherwise
+# [/docs]
 
 # Extensions a CA puts into the certificates it signs (x509v3_config(5)).
 cat >extensions.cnf <<'CNF'

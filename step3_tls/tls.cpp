@@ -139,8 +139,8 @@ Context make_server_context(const ServerFiles& files) {
     SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);  // TLS 1.0/1.1 are broken
     // No renegotiation (a mid-connection handshake the select loop would have
     // to expect anywhere), no compression (CRIME), our suite order wins, and
-    // a client's bare FIN reads as EOF like in stage 2 (SPEC: "plain FIN, or
-    // TLS close_notify"): its last line is then taken as sent, as without TLS.
+    // a client's bare FIN reads as EOF like in stage 2 (docs/protocol.md#leaving:
+    // a plain FIN or TLS close_notify): its last line is then taken as sent, as without TLS.
     SSL_CTX_set_options(ctx.get(), SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
                                        SSL_OP_CIPHER_SERVER_PREFERENCE |
                                        SSL_OP_IGNORE_UNEXPECTED_EOF);

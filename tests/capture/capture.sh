@@ -7,7 +7,9 @@
 # printed, the packets twice (relative and absolute sequence numbers), the
 # --explain lines of server and client, and the TIME_WAIT sockets left behind.
 #
-#   make capture STAGE=1      -> docs/captures/stage1.txt and stage1.pcap
+#   make capture STAGE=1           -> build/captures/stage1.txt and stage1.pcap
+#   make capture STAGE=1 UPDATE=1  -> docs/captures/stage1.txt and .pcap, the
+#                                     committed ones the docs quote
 #   OUT=/tmp/x.txt tests/capture/capture.sh 1
 #
 # Capturing needs CAP_NET_RAW (root has it); without it we say so and exit 1.
@@ -25,7 +27,10 @@ case "$stage" in
     exit 2
     ;;
 esac
-out=${OUT:-$root/docs/captures/stage$stage.txt}
+# A scratch directory unless asked: the docs quote docs/captures/, and a new
+# run (new ports, new sequence numbers) would no longer match what they say.
+out=${OUT:-$root/build/captures/stage$stage.txt}
+mkdir -p "$(dirname "$out")"
 pcap=${out%.txt}.pcap
 server_bin=$root/$dir/server
 client_bin=$root/$dir/client
@@ -186,3 +191,9 @@ explain_of() { grep '^explain: ' "$1" | sed 's/^explain: //' || true; }
     echo "$timewait"
 } >"$out"
 echo "capture: wrote ${out#"$root"/} and ${pcap#"$root"/} ($(tcpdump -r "$pcap" 2>/dev/null | wc -l) packets)"
+case "$out" in
+"$root"/docs/captures/*)
+    echo "capture: these are the committed captures the docs quote: check them with make test-explain" ;;
+*)
+    echo "capture: docs/captures/ is unchanged; make capture STAGE=$stage UPDATE=1 replaces it" ;;
+esac

@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stdlib.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <map>
 #include <regex>
@@ -77,6 +78,23 @@ std::string shell_quote(const std::string& s) {
     for (char c : s)
         out += c == '\'' ? std::string("'\\''") : std::string(1, c);
     return out + "'";
+}
+
+// A free port that no socket of this machine names at all, not even as the
+// peer of a TIME_WAIT entry (/proc/net/tcp lists those too): a block may
+// filter `ss` by `dport = :PORT`, and an entry an earlier block left behind
+// with that peer port would show up in it.
+int unseen_free_port() {
+    for (int attempt = 0; attempt < 50; ++attempt) {
+        const int port = free_port();
+        char hex[8];
+        std::snprintf(hex, sizeof hex, ":%04X ", port);
+        if (read_file("/proc/net/tcp").find(hex) == std::string::npos &&
+            read_file("/proc/net/tcp6").find(hex) == std::string::npos) {
+            return port;
+        }
+    }
+    return free_port();
 }
 
 // The bash script for a block. Before each command it prints a separator
@@ -159,7 +177,7 @@ std::vector<std::string> run_block(docs::RunSpec spec) {
 
     // Free ports in place of the ones the doc shows.
     for (const auto& port : spec.ports) {
-        const std::string fresh = std::to_string(free_port());
+        const std::string fresh = std::to_string(unseen_free_port());
         for (auto& c : spec.commands) {
             c.text = docs::replace_number(c.text, port, fresh);
             for (auto& l : c.expected)

@@ -142,6 +142,8 @@ TEST_CASE("explain: the stage 1 server narrates socket, bind, listen, accept ...
     const int fin = find_from(lines, "recv(", find_from(lines, "send(", 0));
     REQUIRE(fin >= 0);
     CHECK(lines[fin].find("-> 0: the peer sent FIN") != std::string::npos);
+    // The client closed first: we are the one left in CLOSE_WAIT.
+    CHECK(lines[fin].find("the socket is in CLOSE_WAIT until we close") != std::string::npos);
 
     // The accept snapshot: the kernel's view of a connection that just finished its handshake.
     const int snap = find_from(lines, "TCP_INFO after accept", 0);
@@ -175,6 +177,11 @@ TEST_CASE("explain: the stage 1 client narrates socket, connect ... shutdown, cl
     const int fin = find_from(lines, "recv(", find_from(lines, "recv(", 0) + 1);
     REQUIRE(fin >= 0);
     CHECK(lines[fin].find("-> 0: the peer sent FIN") != std::string::npos);
+    // We half-closed first, so the FIN that ends the stream leaves us in TIME_WAIT, never
+    // CLOSE_WAIT: the narration reads the state from TCP_INFO.
+    CHECK(lines[fin].find("CLOSE_WAIT") == std::string::npos);
+    CHECK(lines[fin].find("we had sent our FIN first") != std::string::npos);
+    CHECK(lines[fin].find("TIME_WAIT") != std::string::npos);
 }
 
 TEST_CASE("explain: without --explain neither server nor client prints a narration line") {

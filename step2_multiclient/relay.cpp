@@ -3,10 +3,12 @@
 #include "relay.hpp"
 
 #include <netinet/in.h>
+#include <sys/select.h>
 #include <sys/socket.h>
 
 #include <algorithm>
 #include <array>
+#include <stdexcept>
 #include <system_error>
 #include <utility>
 
@@ -46,6 +48,16 @@ common::Fd open_listener(const common::ServerOptions& opts, Context& ctx) {
     common::check(::listen(listener.get(), kBacklog), "listen", where);
     ctx.explain.listen(listener.get(), kBacklog);
     return listener;
+}
+
+void require_below_fd_setsize(std::initializer_list<int> fds) {
+    for (int fd : fds) {
+        if (fd >= FD_SETSIZE) {
+            throw std::runtime_error("select: descriptor " + std::to_string(fd) +
+                                     " is not below FD_SETSIZE (" + std::to_string(FD_SETSIZE) +
+                                     "); too many descriptors were open at start");
+        }
+    }
 }
 
 void discard_input(int fd) {
@@ -121,6 +133,18 @@ void Connection::consume(std::size_t n) {
         std::vector<chat::Chunk>().swap(queue_);
         head_ = 0;
     }
+}
+
+void Connection::stage(std::string& record, std::size_t max) {
+    std::array<iovec, 16> iov;
+    const std::size_t count = gather(iov);
+    const std::size_t before = record.size();
+    for (std::size_t i = 0; i < count && record.size() < max; ++i) {
+        const std::size_t take = std::min(iov[i].iov_len, max - record.size());
+        record.append(static_cast<const char*>(iov[i].iov_base), take);
+    }
+    consume(record.size() - before);
+    staged_ += record.size() - before;
 }
 
 // --- Relay: accepting ----------------------------------------------------------
@@ -248,7 +272,7 @@ void Relay::on_readable(Connection& c, bool must_read) {
                 drop(c, chat::LostReason::error, r.reason);
                 return;
             case IoResult::eof:
-                narrate_eof(c);
+                ctx_.explain.received(c.fd(), 0);
                 c.peer_eof = true;
                 if (!c.leaving) {
                     c.close_reason = "closed by client";

@@ -20,6 +20,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <initializer_list>
 #include <memory>
 #include <optional>
 #include <set>
@@ -80,6 +81,10 @@ struct IoResult {
 
 // Steps 1-4, as in stage 1, plus O_NONBLOCK: accept() must never wait.
 common::Fd open_listener(const common::ServerOptions& opts, Context& ctx);
+
+// select() can watch only descriptors below FD_SETSIZE: throw when one of
+// these is not.  docs/02-multiclient.md#fd_setsize
+void require_below_fd_setsize(std::initializer_list<int> fds);
 
 // Read and forget what a client sent that we will never process: closing a
 // socket with unread input makes the kernel answer with RST instead of FIN,
@@ -143,10 +148,12 @@ class Connection {
     // The queue's front as iovecs, for sendmsg() or for a TLS record; returns
     // how many it filled.
     std::size_t gather(std::span<iovec> iov) const;
-    // n bytes from the front have left the queue: sent, or (stage 3) staged
-    // in a record until SSL_write takes it.
+    // n bytes from the front have left the queue (sent).
     void consume(std::size_t n);
-    std::size_t staged_ = 0;  // stage 3: bytes in the record SSL_write holds
+    // Stage 3: move up to `max` bytes from the queue's front into `record`;
+    // they still count as unsent until unstage() (SSL_write took them).
+    void stage(std::string& record, std::size_t max);
+    void unstage() { staged_ = 0; }
 
   private:
     chat::ClientId id_;
@@ -156,6 +163,7 @@ class Connection {
     std::size_t head_ = 0;            // queue_[head_] is the next to send
     std::size_t front_offset_ = 0;    // bytes of queue_[head_] already sent
     std::size_t unsent_ = 0;          // bytes queued and not yet sent
+    std::size_t staged_ = 0;          // bytes moved out by stage(), not yet sent
 };
 
 // The part of the server that is the same whatever waits for the sockets.
@@ -193,7 +201,6 @@ class Relay {
     // the room cannot take more (epoll: a hang-up is reported until read).
     virtual void on_readable(Connection& c, bool must_read = false);
     virtual void on_writable(Connection& c);
-    virtual void narrate_eof(Connection& c) { ctx_.explain.received(c.fd(), 0); }
     // After each pass: one write to each client that got new lines, so they
     // leave now instead of after another wait; what the kernel does not take
     // waits for "writable".

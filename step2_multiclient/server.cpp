@@ -5,7 +5,7 @@
 //
 //     socket -> bind -> listen -> loop { select -> accept | recv | send } -> close
 //
-// select() tells us which sockets are ready; the sockets are non-blocking, so
+// select() tells us which sockets are ready. The sockets are non-blocking, so
 // recv() and send() never wait for one client while the others wait for us.
 // That has a price: a line may arrive in pieces (each client gets an input
 // buffer), and a client may take our output slower than others produce it
@@ -25,7 +25,6 @@
 #include <cstdio>
 #include <exception>
 #include <optional>
-#include <stdexcept>
 #include <string>
 
 #include "../common/daemon.hpp"
@@ -41,7 +40,6 @@
 namespace {
 
 using relay::Clock;
-using relay::Connection;
 
 // Descriptors the server needs besides its clients (stdio, listener, signal
 // pipe, log file, the few connections being refused) stay below FD_SETSIZE too.
@@ -58,37 +56,35 @@ class Server : public relay::Relay {
     void shut_down();
 
   private:
-    void wait_for_events(fd_set& readable, fd_set& writable, int& ready,
-                         std::optional<Clock::time_point> deadline);
+    int wait_for_events(fd_set& readable, fd_set& writable,
+                        std::optional<Clock::time_point> deadline);
     void serve_ready(fd_set& readable, fd_set& writable);
-    std::unique_ptr<Connection> make_connection(chat::ClientId id, common::Fd fd,
-                                                const std::string& peer) override;
+    std::unique_ptr<relay::Connection> make_connection(chat::ClientId id, common::Fd fd,
+                                                       const std::string& peer) override;
 };
 
 void Server::run() {
     while (!ctx_.signals.stop_requested()) {
         // Steps 5-6: wait until a socket is ready or a signal arrives.
         fd_set readable, writable;
-        int ready = 0;
-        wait_for_events(readable, writable, ready, std::nullopt);
-        if (ready <= 0) continue;  // a timeout or EINTR: look at the clock and flags again
-
-        // Step 7: a signal? SIGINT/SIGTERM end the loop, SIGHUP reopens the log.
-        if (FD_ISSET(ctx_.signals.fd(), &readable)) {
-            ctx_.signals.drain();
-            if (ctx_.signals.take_reload_request()) ctx_.log.reopen();
-        }
-        // Step 8: new connections waiting in the accept queue (relay.cpp:
-        // accept4, the server-full rule).  docs/01-echo.md#accept
-        if (FD_ISSET(listener_.get(), &readable)) accept_clients();
-
+        const int ready = wait_for_events(readable, writable, std::nullopt);
+        if (ready < 0) continue;  // EINTR: look at the clock and flags again
         serve_ready(readable, writable);
     }
 }
 
-// Step 9: every client that is ready: read, then write. Nothing here waits:
-// a socket that has nothing (more) gives EAGAIN.
+// Steps 7-9: every descriptor that is ready. Nothing here waits: a socket
+// that has nothing (more) gives EAGAIN.
 void Server::serve_ready(fd_set& readable, fd_set& writable) {
+    // Step 7: a signal? SIGINT/SIGTERM end the loop, SIGHUP reopens the log.
+    if (FD_ISSET(ctx_.signals.fd(), &readable)) {
+        ctx_.signals.drain();
+        if (ctx_.signals.take_reload_request()) ctx_.log.reopen();
+    }
+    // Step 8: new connections waiting in the accept queue (relay.cpp:
+    // accept4, the server-full rule).  docs/01-echo.md#accept
+    if (accepting() && FD_ISSET(listener_.get(), &readable)) accept_clients();
+    // Step 9: every client that is ready: read, then write.
     for (auto& [id, c] : clients_) {
         if (!c->dead && FD_ISSET(c->fd(), &readable)) on_readable(*c);
         if (!c->dead && FD_ISSET(c->fd(), &writable)) on_writable(*c);
@@ -98,8 +94,8 @@ void Server::serve_ready(fd_set& readable, fd_set& writable) {
 }
 
 // Steps 5-6: build the descriptor sets and call select().
-void Server::wait_for_events(fd_set& readable, fd_set& writable, int& ready,
-                             std::optional<Clock::time_point> deadline) {
+int Server::wait_for_events(fd_set& readable, fd_set& writable,
+                            std::optional<Clock::time_point> deadline) {
     // Deadlines, flow control: when must select() return at the latest?
     const std::optional<Clock::time_point> wake_at = before_wait(deadline);
 
@@ -135,18 +131,20 @@ void Server::wait_for_events(fd_set& readable, fd_set& writable, int& ready,
 
     // Step 6: sleep until one of them is ready. select() returns how many
     // are; the sets now hold only the ready ones.  docs/02-multiclient.md#select
-    ready = ::select(max_fd + 1, &readable, &writable, nullptr, wake_at ? &timeout : nullptr);
+    const int ready =
+        ::select(max_fd + 1, &readable, &writable, nullptr, wake_at ? &timeout : nullptr);
     if (ready < 0) {
-        if (errno == EINTR) return;  // a signal: the self-pipe says which
+        if (errno == EINTR) return -1;  // a signal: the self-pipe says which
         common::throw_errno("select");
     }
     ctx_.explain.selected(ready, &readable, &writable, max_fd);
+    return ready;
 }
 
 // Step 8, after accept(): FD_SET on a descriptor >= FD_SETSIZE writes past
 // the end of the fd_set: never let one reach it.  docs/02-multiclient.md#fd_setsize
-std::unique_ptr<Connection> Server::make_connection(chat::ClientId id, common::Fd fd,
-                                                    const std::string& peer) {
+std::unique_ptr<relay::Connection> Server::make_connection(chat::ClientId id, common::Fd fd,
+                                                           const std::string& peer) {
     if (fd.get() >= FD_SETSIZE) {
         ctx_.log.info(peer, " refused: descriptor ", fd.get(), " >= FD_SETSIZE");
         ctx_.explain.closing(fd.get());
@@ -161,10 +159,8 @@ void Server::shut_down() {
     const Clock::time_point deadline = begin_shutdown();
     while (!clients_.empty()) {
         fd_set readable, writable;
-        int ready = 0;
-        wait_for_events(readable, writable, ready, deadline);
-        if (ready <= 0) continue;
-        if (FD_ISSET(ctx_.signals.fd(), &readable)) ctx_.signals.drain();
+        const int ready = wait_for_events(readable, writable, deadline);
+        if (ready < 0) continue;
         serve_ready(readable, writable);
     }
 }
@@ -180,17 +176,11 @@ int run(const common::ServerOptions& opts, long max_clients, common::Logger& log
     // select() can watch only descriptors below FD_SETSIZE; a process started
     // with a thousand descriptors already open cannot use it at all.
     // docs/02-multiclient.md#fd_setsize
-    for (int fd : {listener.get(), signals.fd()}) {
-        if (fd >= FD_SETSIZE) {
-            throw std::runtime_error("select: descriptor " + std::to_string(fd) +
-                                     " is not below FD_SETSIZE (" + std::to_string(FD_SETSIZE) +
-                                     "); too many descriptors were open at start");
-        }
-    }
-    common::Service service =
-        common::start_service(opts, log, common::local_address(listener.get()));
-
+    relay::require_below_fd_setsize({listener.get(), signals.fd()});
+    const std::string where = common::local_address(listener.get());
     Server server(ctx, std::move(listener), max_clients);
+    common::Service service = common::start_service(opts, log, where);
+
     server.run();
     server.shut_down();
     log.info("shut down");

@@ -6,14 +6,13 @@
 // all again: the cost of one wake-up grows with the number of clients, idle
 // ones included, and FD_SETSIZE (1024) caps them. epoll keeps the interest
 // list in the kernel, registered once per client (epoll_ctl), and
-// epoll_wait() hands back only the ready ones: a ready list instead of a
-// scan. The loop:
+// epoll_wait() hands back only the ready ones. The loop:
 //
 //     socket -> bind -> listen -> epoll_create1
 //            -> loop { epoll_wait -> accept + epoll_ctl | recv | send } -> close
 //
-// The sockets are non-blocking, so recv() and send() never wait for one
-// client while the others wait for us.
+// epoll_wait() tells us which sockets are ready. The sockets are non-blocking, so
+// recv() and send() never wait for one client while the others wait for us.
 // That has a price: a line may arrive in pieces (each client gets an input
 // buffer), and a client may take our output slower than others produce it
 // (each client gets an output queue, bounded: a client that falls 1 MiB
@@ -36,8 +35,6 @@
 #include <optional>
 #include <span>
 #include <string>
-#include <utility>
-#include <vector>
 
 #include "../common/daemon.hpp"
 #include "../common/error.hpp"
@@ -52,7 +49,6 @@
 namespace {
 
 using relay::Clock;
-using relay::Connection;
 
 // No FD_SETSIZE here: the only ceiling is RLIMIT_NOFILE, raised at start.
 constexpr long kMaxClientsLimit = 1'000'000;
@@ -64,8 +60,8 @@ constexpr std::uint64_t kListenerKey = ~std::uint64_t{0};
 constexpr std::uint64_t kSignalsKey = kListenerKey - 1;
 
 // A Connection and what epoll watches for it now.
-struct Watched : Connection {
-    using Connection::Connection;
+struct Watched : relay::Connection {
+    using relay::Connection::Connection;
     std::uint32_t events = EPOLLIN;
 };
 
@@ -80,22 +76,20 @@ class Server : public relay::Relay {
 
   private:
     int wait_for_events(std::span<epoll_event> events, std::optional<Clock::time_point> deadline);
-    void handle(const epoll_event& event);
-    void watch(Connection& c);
-    std::unique_ptr<Connection> make_connection(chat::ClientId id, common::Fd fd,
-                                                const std::string& peer) override;
-    void interest_changed(Connection& c) override;
+    void serve_ready(std::span<const epoll_event> ready);
+    std::unique_ptr<relay::Connection> make_connection(chat::ClientId id, common::Fd fd,
+                                                       const std::string& peer) override;
+    void interest_changed(relay::Connection& c) override;
 
     common::Fd epoll_;
     bool listener_watched_ = true;  // the listener is in the interest list
 };
 
 // Step 4b: an epoll instance, told once about the signal pipe and the
-// listener. Clients are added as they are accepted.
+// listener. Clients are added as they are accepted.  docs/02-multiclient.md#epoll
 Server::Server(relay::Context& ctx, common::Fd listener, long max_clients)
-    : Relay(ctx, std::move(listener), max_clients, tuning::kAcceptBatch) {
-    // docs/02-multiclient.md#epoll
-    epoll_.reset(common::check(::epoll_create1(EPOLL_CLOEXEC), "epoll_create1"));
+    : Relay(ctx, std::move(listener), max_clients, tuning::kAcceptBatch),
+      epoll_(common::check(::epoll_create1(EPOLL_CLOEXEC), "epoll_create1")) {
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.u64 = kSignalsKey;
@@ -111,59 +105,53 @@ void Server::run() {
     while (!ctx_.signals.stop_requested()) {
         // Steps 5-6: wait until a socket is ready or a signal arrives.
         const int ready = wait_for_events(events, std::nullopt);
-
-        // Steps 7-9: only the descriptors that are ready; the idle ones cost
-        // nothing here. Nothing waits: a socket with nothing (more) gives EAGAIN.
-        for (int i = 0; i < ready; ++i)
-            handle(events[i]);
-        flush_output();  // the lines this pass produced: send them now
-        sweep();
+        serve_ready(std::span(events.data(), static_cast<std::size_t>(ready)));
     }
 }
 
-// Steps 7-9 for one ready descriptor.
-void Server::handle(const epoll_event& event) {
-    // Step 7: a signal? SIGINT/SIGTERM end the loop, SIGHUP reopens the log.
-    if (event.data.u64 == kSignalsKey) {
-        ctx_.signals.drain();
-        if (ctx_.signals.take_reload_request()) ctx_.log.reopen();
-        return;
+// Steps 7-9: every descriptor that is ready (only those: the idle ones cost
+// nothing here). Nothing here waits: a socket that has nothing (more) gives EAGAIN.
+void Server::serve_ready(std::span<const epoll_event> ready) {
+    for (const epoll_event& event : ready) {
+        // Step 7: a signal? SIGINT/SIGTERM end the loop, SIGHUP reopens the log.
+        if (event.data.u64 == kSignalsKey) {
+            ctx_.signals.drain();
+            if (ctx_.signals.take_reload_request()) ctx_.log.reopen();
+            continue;
+        }
+        // Step 8: new connections waiting in the accept queue (relay.cpp:
+        // accept4, the server-full rule).  docs/01-echo.md#accept
+        if (event.data.u64 == kListenerKey) {
+            if (accepting()) accept_clients();
+            continue;
+        }
+        // Step 9: a client that is ready: read, then write. A hang-up or an
+        // error is reported until read, even while we do not ask for input.
+        relay::Connection* c = find(static_cast<chat::ClientId>(event.data.u64));
+        if (c == nullptr || c->dead) continue;
+        const bool hung_up = (event.events & (EPOLLHUP | EPOLLERR)) != 0;
+        if ((event.events & EPOLLIN) || hung_up) on_readable(*c, hung_up);
+        if (!c->dead && (event.events & EPOLLOUT)) on_writable(*c);
+        if (!c->dead) interest_changed(*c);
     }
-    // Step 8: new connections waiting in the accept queue (relay.cpp:
-    // accept4, the server-full rule).  docs/01-echo.md#accept
-    if (event.data.u64 == kListenerKey) {
-        if (listener_) accept_clients();
-        return;
-    }
-    // Step 9: a client is ready: read, then write.
-    Connection* c = find(static_cast<chat::ClientId>(event.data.u64));
-    if (c == nullptr || c->dead) return;
-    // A hang-up or an error is reported until it is read, even without EPOLLIN.
-    const bool hung_up = (event.events & (EPOLLHUP | EPOLLERR)) != 0;
-    if ((event.events & EPOLLIN) || hung_up) on_readable(*c, hung_up);
-    if (!c->dead && (event.events & EPOLLOUT)) on_writable(*c);
-    if (!c->dead) interest_changed(*c);
+    flush_output();  // the lines this pass produced: send them now
+    sweep();
 }
 
 // Tell epoll what we wait for on this client now: input unless it sent EOF
 // or the room cannot take its lines, and EPOLLOUT only while something is
 // queued (an idle socket is almost always writable, and asking would wake us
-// for nothing).  docs/02-multiclient.md#epoll
-void Server::watch(Connection& c) {
+// for nothing). A client with new lines waits for flush_output(): watching
+// it now would add EPOLLOUT only for the flush to take it off again.
+// docs/02-multiclient.md#epoll
+void Server::interest_changed(relay::Connection& c) {
     auto& w = static_cast<Watched&>(c);
     const std::uint32_t want = (wants_read(c) ? EPOLLIN : 0u) | (c.wants_write() ? EPOLLOUT : 0u);
-    if (want == w.events || c.dead) return;
+    if (want == w.events || c.dead || c.flush_listed) return;
     epoll_event ev{};
     ev.events = want;
     ev.data.u64 = static_cast<std::uint64_t>(c.id());
     if (::epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, c.fd(), &ev) == 0) w.events = want;
-}
-
-// A client with new lines is sent to, then watched, by flush_output() after
-// this pass: watching it now would add EPOLLOUT only for the flush to take it
-// off again, two epoll_ctl() calls for nothing.
-void Server::interest_changed(Connection& c) {
-    if (!c.flush_listed) watch(c);
 }
 
 // Steps 5-6: close what is due, then epoll_wait().
@@ -172,7 +160,8 @@ int Server::wait_for_events(std::span<epoll_event> events,
     // Deadlines, flow control: when must epoll_wait() return at the latest?
     const std::optional<Clock::time_point> wake_at = before_wait(deadline);
 
-    // The listener leaves the interest list while accept() is paused (EMFILE).
+    // Step 5: the interest list is in the kernel already; only the listener
+    // leaves it while accept() is paused (EMFILE), and comes back after.
     if (listener_ && accepting() != listener_watched_) {
         epoll_event ev{};
         ev.events = EPOLLIN;
@@ -200,10 +189,10 @@ int Server::wait_for_events(std::span<epoll_event> events,
     return ready;
 }
 
-// Step 8b, after accept(): register it once; from now on epoll_wait() names
+// Step 8, after accept(): register it once; from now on epoll_wait() names
 // it only when it is ready.  docs/02-multiclient.md#epoll
-std::unique_ptr<Connection> Server::make_connection(chat::ClientId id, common::Fd fd,
-                                                    const std::string& peer) {
+std::unique_ptr<relay::Connection> Server::make_connection(chat::ClientId id, common::Fd fd,
+                                                           const std::string& peer) {
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.u64 = static_cast<std::uint64_t>(id);
@@ -217,20 +206,11 @@ std::unique_ptr<Connection> Server::make_connection(chat::ClientId id, common::F
 // Step 10: SIGINT/SIGTERM. Stop accepting, say goodbye, flush for at most
 // 2 s, close everything.  docs/02-multiclient.md#shutting-down
 void Server::shut_down() {
-    if (listener_watched_) ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, listener_.get(), nullptr);
-    listener_watched_ = false;
     const Clock::time_point deadline = begin_shutdown();
     std::array<epoll_event, kMaxEvents> events;
     while (!clients_.empty()) {
         const int ready = wait_for_events(events, deadline);
-        for (int i = 0; i < ready; ++i) {
-            if (events[i].data.u64 == kSignalsKey)
-                ctx_.signals.drain();
-            else if (events[i].data.u64 != kListenerKey)
-                handle(events[i]);
-        }
-        flush_output();
-        sweep();
+        serve_ready(std::span(events.data(), static_cast<std::size_t>(ready)));
     }
 }
 

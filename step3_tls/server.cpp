@@ -1,16 +1,11 @@
 // step3_tls/server.cpp: the stage 2 chat relay over TLS.
 //
 // Read it beside docs/03-tls.md, and diff it against
-// step2_multiclient/server.cpp: what changed is what TLS adds. Each client
-// gets an SSL object on top of its socket, a handshake comes between accept()
-// and the welcome, SSL_read/SSL_write stand where recv/send stood, and a
-// polite close sends close_notify before FIN. The loop:
+// step2_multiclient/server.cpp: what changed is what TLS adds. The loop:
 //
-//     socket -> bind -> listen -> loop { select -> accept | SSL_accept | SSL_read | SSL_write } ->
-//     close
+//     socket -> bind -> listen -> loop { select -> accept | SSL_accept | SSL_read | SSL_write }
 //
-// (Stage 2's description of the loop follows; all of it still holds.)
-// select() tells us which sockets are ready; the sockets are non-blocking, so
+// select() tells us which sockets are ready. The sockets are non-blocking, so
 // recv() and send() never wait for one client while the others wait for us.
 // That has a price: a line may arrive in pieces (each client gets an input
 // buffer), and a client may take our output slower than others produce it
@@ -22,13 +17,9 @@
 // the Room's decisions, flow control, accept) lives in relay.hpp. This file
 // is the loop: what to wait for, select(), and who is ready. Stage 3 (TLS)
 // changes only Connection's read_some/write_some and adds a handshake.
-//
-// Non-blocking TLS in short (docs/03-tls.md#non-blocking-tls-in-a-select-loop):
-// every SSL_* call may answer "WANT_READ" or "WANT_WRITE": OpenSSL needs the
-// socket to become readable (or writable) before it can go on, whatever the
-// call was. We then wait in select() for exactly that and call it again, with
-// the same arguments. And OpenSSL may hold decrypted bytes the socket no
-// longer shows (SSL_pending), so a read drains those before select() again.
+// Every SSL_* call may answer WANT_READ or WANT_WRITE: we wait in select()
+// for exactly that, then call it again with the same arguments.
+// docs/03-tls.md#non-blocking-tls-in-a-select-loop
 
 #include <openssl/ssl.h>
 #include <sys/select.h>
@@ -38,9 +29,7 @@
 #include <chrono>
 #include <cstdio>
 #include <exception>
-#include <filesystem>
 #include <optional>
-#include <stdexcept>
 #include <string>
 #include <utility>
 
@@ -54,6 +43,7 @@
 #include "../common/signals.hpp"
 #include "../common/text.hpp"
 #include "../step2_multiclient/relay.hpp"
+#include "server_options.hpp"
 #include "tls.hpp"
 
 namespace {
@@ -62,37 +52,20 @@ using relay::Clock;
 using relay::IoResult;
 
 // Descriptors the server needs besides its clients (stdio, listener, signal
-// pipe, log file, a connection being refused) stay below FD_SETSIZE too.
+// pipe, log file, the few connections being refused) stay below FD_SETSIZE too.
 constexpr long kMaxClientsLimit = FD_SETSIZE - 16;
 // One TLS record carries at most 16 KiB of data: we encrypt that much at most
 // per SSL_write.
 constexpr std::size_t kRecordSize = 16 * 1024;
 
-// What --cert, --key, --ca, --require-client-cert, --handshake-timeout say.
-struct TlsOptions {
-    tls::ServerFiles files;
-    std::chrono::seconds handshake_timeout{10};
-};
-
 // Stage 2's Connection with a TLS session on top of its socket: the same
-// queue and life, with SSL_read/SSL_write where recv/sendmsg were, and a
-// handshake first.  docs/02-multiclient.md#one-object-per-client
+// queue and life, SSL_read/SSL_write where recv/sendmsg were, and a handshake
+// first.  docs/02-multiclient.md#one-object-per-client
 class Connection : public relay::Connection {
   public:
     Connection(chat::ClientId id, common::Fd fd, std::string peer, tls::Session ssl)
         : relay::Connection(id, std::move(fd), std::move(peer)), ssl_(std::move(ssl)) {}
-
     SSL* ssl() const { return ssl_.get(); }
-
-    // One more step of the server's side of the TLS handshake: ok when it is
-    // complete, would_block when OpenSSL waits for the socket (to become
-    // writable when wait_write is set, else readable).  docs/03-tls.md#ssl_accept
-    IoResult handshake() {
-        wait_write = false;
-        const int rc = ::SSL_accept(ssl());
-        if (rc == 1) return {IoResult::ok};
-        return failed(rc);
-    }
 
     // SSL_read() one record's worth: bytes, EOF (close_notify, or the peer's
     // FIN), "nothing yet", or an error.  docs/03-tls.md#ssl_read
@@ -108,20 +81,17 @@ class Connection : public relay::Connection {
     // Records keep coming until WANT_READ: read them all, within the budget
     // of one wake-up (relay.cpp), so many small records never starve a client.
     bool read_again() const override { return true; }
-    // Decrypted bytes OpenSSL holds that select() cannot see on the socket.
-    // docs/03-tls.md#ssl_pending
-    bool pending() const { return ::SSL_pending(ssl()) > 0; }
+    bool pending() const { return ::SSL_pending(ssl()) > 0; }  // docs/03-tls.md#ssl_pending
 
     // Send as much of the queue as the kernel takes now, one record (16 KiB)
-    // per SSL_write. WANT_WRITE means the socket is full: the rest waits for
-    // the next "writable". The next call must then pass the very same bytes
-    // again, so they wait in record_ until SSL_write takes them.
+    // per SSL_write. After WANT_WRITE the next call must pass the very same
+    // bytes again, so they wait in record_ until SSL_write takes them.
     // docs/03-tls.md#ssl_write
     IoResult write_some() override {
         std::size_t total = 0;
         while (unsent() > 0) {
             wait_write = false;
-            if (record_.empty()) fill_record();
+            if (record_.empty()) stage(record_, kRecordSize);
             std::size_t n = 0;
             const int rc = ::SSL_write_ex(ssl(), record_.data(), record_.size(), &n);
             if (rc != 1) {
@@ -131,12 +101,10 @@ class Connection : public relay::Connection {
                            : r;
             }
             record_.clear();
-            staged_ = 0;
+            unstage();
             total += n;
         }
-        // All sent: an idle client keeps no 16 KiB buffer (SSL_MODE_RELEASE_BUFFERS
-        // does the same for OpenSSL's own).
-        std::string().swap(record_);
+        std::string().swap(record_);  // an idle client keeps no 16 KiB buffer
         return {IoResult::ok, total};
     }
 
@@ -158,13 +126,6 @@ class Connection : public relay::Connection {
         if (!handshaking && !fatal && !write_shut) shut_write();
     }
 
-    bool handshaking = true;           // until SSL_accept succeeds
-    bool fatal = false;                // a TLS error: the session must not be used again
-    bool wait_write = false;           // OpenSSL's last call wants the socket writable
-    bool read_wants_write = false;     // ... and that call was SSL_read
-    Clock::time_point handshake_by{};  // --handshake-timeout after accept
-
-  private:
     // [docs:failed]
     // Why an SSL_* call returned rc <= 0, from SSL_get_error().
     IoResult failed(int rc) {
@@ -183,18 +144,13 @@ class Connection : public relay::Connection {
     }
     // [/docs]
 
-    // Move up to one record of queued bytes into record_.
-    void fill_record() {
-        std::array<iovec, 16> iov;
-        const std::size_t count = gather(iov);
-        for (std::size_t i = 0; i < count && record_.size() < kRecordSize; ++i) {
-            const std::size_t take = std::min(iov[i].iov_len, kRecordSize - record_.size());
-            record_.append(static_cast<const char*>(iov[i].iov_base), take);
-        }
-        consume(record_.size());
-        staged_ = record_.size();
-    }
+    bool handshaking = true;           // until SSL_accept succeeds
+    bool fatal = false;                // a TLS error: the session must not be used again
+    bool wait_write = false;           // OpenSSL's last call wants the socket writable
+    bool read_wants_write = false;     // ... and that call was SSL_read
+    Clock::time_point handshake_by{};  // --handshake-timeout after accept
 
+  private:
     tls::Session ssl_;    // freed before the base class closes the descriptor
     std::string record_;  // handed to SSL_write, kept until it succeeds
 };
@@ -217,8 +173,8 @@ class Server : public relay::Relay {
     void shut_down();
 
   private:
-    void wait_for_events(fd_set& readable, fd_set& writable, int& ready,
-                         std::optional<Clock::time_point> deadline);
+    int wait_for_events(fd_set& readable, fd_set& writable,
+                        std::optional<Clock::time_point> deadline);
     void serve_ready(fd_set& readable, fd_set& writable);
     std::unique_ptr<relay::Connection> make_connection(chat::ClientId id, common::Fd fd,
                                                        const std::string& peer) override;
@@ -226,7 +182,6 @@ class Server : public relay::Relay {
     void on_handshake(Connection& c);
     void on_readable(relay::Connection& c, bool must_read = false) override;
     void on_writable(relay::Connection& c) override;
-    void narrate_eof(relay::Connection& c) override;
     void reload_certificate();
 
     TlsOptions tls_options_;
@@ -237,23 +192,8 @@ void Server::run() {
     while (!ctx_.signals.stop_requested()) {
         // Steps 5-6: wait until a socket is ready or a signal arrives.
         fd_set readable, writable;
-        int ready = 0;
-        wait_for_events(readable, writable, ready, std::nullopt);
+        const int ready = wait_for_events(readable, writable, std::nullopt);
         if (ready < 0) continue;  // EINTR: look at the clock and flags again
-
-        // Step 7: a signal? SIGINT/SIGTERM end the loop, SIGHUP reopens the
-        // log and reloads the certificate and key.
-        if (FD_ISSET(ctx_.signals.fd(), &readable)) {
-            ctx_.signals.drain();
-            if (ctx_.signals.take_reload_request()) {
-                ctx_.log.reopen();
-                reload_certificate();
-            }
-        }
-        // Step 8: new connections waiting in the accept queue (relay.cpp:
-        // accept4, the server-full rule).  docs/01-echo.md#accept
-        if (FD_ISSET(listener_.get(), &readable)) accept_clients();
-
         serve_ready(readable, writable);
     }
 }
@@ -273,12 +213,29 @@ void Server::reload_certificate() {
     }
 }
 
-// Step 9: every client that is ready: read, then write. Nothing here waits:
-// a socket that has nothing (more) gives EAGAIN. A client whose records
-// OpenSSL holds decrypted (SSL_pending) is ready without its socket.
+// Steps 7-9: every descriptor that is ready. Nothing here waits: a socket
+// that has nothing (more) gives EAGAIN.
 void Server::serve_ready(fd_set& readable, fd_set& writable) {
+    // Step 7: a signal? SIGINT/SIGTERM end the loop, SIGHUP reopens the
+    // log and reloads the certificate and key.
+    if (FD_ISSET(ctx_.signals.fd(), &readable)) {
+        ctx_.signals.drain();
+        if (ctx_.signals.take_reload_request()) {
+            ctx_.log.reopen();
+            reload_certificate();
+        }
+    }
+    // Step 8: new connections waiting in the accept queue (relay.cpp:
+    // accept4, the server-full rule).  docs/01-echo.md#accept
+    if (accepting() && FD_ISSET(listener_.get(), &readable)) accept_clients();
+    // Step 9: every client that is ready: read, then write.
     for (auto& [id, c] : clients_) {
+        // [docs:pending]
+        // OpenSSL may hold decrypted bytes that select() cannot see on the
+        // socket (a wake-up's read budget ended inside them): take them now.
+        // docs/03-tls.md#ssl_pending
         const bool held = wants_read(*c) && tls_of(*c).pending();
+        // [/docs]
         if (!c->dead && (FD_ISSET(c->fd(), &readable) || held)) on_readable(*c);
         if (!c->dead && FD_ISSET(c->fd(), &writable)) on_writable(*c);
     }
@@ -287,19 +244,16 @@ void Server::serve_ready(fd_set& readable, fd_set& writable) {
 }
 
 // Steps 5-6: build the descriptor sets and call select().
-void Server::wait_for_events(fd_set& readable, fd_set& writable, int& ready,
-                             std::optional<Clock::time_point> deadline) {
+int Server::wait_for_events(fd_set& readable, fd_set& writable,
+                            std::optional<Clock::time_point> deadline) {
     // Deadlines, flow control: when must select() return at the latest?
     std::optional<Clock::time_point> wake_at = before_wait(deadline);
     for (auto& [id, c] : clients_) {
         Connection& t = tls_of(*c);
-        if (t.handshaking && Clock::now() >= t.handshake_by && !t.dead) {
-            t.close_reason = "TLS handshake timed out";  // costs only its own connection
-            mark_dead(t);
-        } else if (t.handshaking && (!wake_at || t.handshake_by < *wake_at)) {
-            wake_at = t.handshake_by;
-        }
         if (wants_read(t) && t.pending()) wake_at = Clock::now();  // records held: go on at once
+        if (!t.handshaking || t.dead) continue;  // a stalled handshake costs only its connection:
+        if (Clock::now() >= t.handshake_by) drop(t, {}, "TLS handshake timed out");
+        if (!wake_at || t.handshake_by < *wake_at) wake_at = t.handshake_by;
     }
     sweep();
 
@@ -317,10 +271,12 @@ void Server::wait_for_events(fd_set& readable, fd_set& writable, int& ready,
     for (auto& [id, c] : clients_) {
         // Every descriptor here is below FD_SETSIZE: make_connection() made
         // sure. Read unless it sent EOF, or the room cannot take more of its
-        // lines now (a handshake is not chat input: it goes on regardless).
+        // lines now (flow control: docs/02-multiclient.md#the-slow-reader).
+        // A handshake is not chat: it goes on regardless.
         if (wants_read(*c)) FD_SET(c->fd(), &readable);
-        // Writability only while something is queued, or OpenSSL waits to
-        // send (WANT_WRITE): an idle socket is almost always writable.
+        // Writability only while something is queued: an idle socket is
+        // almost always writable, and asking would wake us for nothing.
+        // Or while OpenSSL waits to send (WANT_WRITE).
         if (c->wants_write()) FD_SET(c->fd(), &writable);
         max_fd = std::max(max_fd, c->fd());
     }
@@ -335,12 +291,14 @@ void Server::wait_for_events(fd_set& readable, fd_set& writable, int& ready,
 
     // Step 6: sleep until one of them is ready. select() returns how many
     // are; the sets now hold only the ready ones.  docs/02-multiclient.md#select
-    ready = ::select(max_fd + 1, &readable, &writable, nullptr, wake_at ? &timeout : nullptr);
+    const int ready =
+        ::select(max_fd + 1, &readable, &writable, nullptr, wake_at ? &timeout : nullptr);
     if (ready < 0) {
-        if (errno == EINTR) return;  // a signal: the self-pipe says which
+        if (errno == EINTR) return -1;  // a signal: the self-pipe says which
         common::throw_errno("select");
     }
     ctx_.explain.selected(ready, &readable, &writable, max_fd);
+    return ready;
 }
 
 // Step 8, after accept(): FD_SET on a descriptor >= FD_SETSIZE writes past
@@ -383,7 +341,12 @@ void Server::admitted(relay::Connection& base) {
 // Step 8b: the handshake went one step further. The welcome (and the guest
 // number) waits until it is complete: a client that fails it never joins.
 void Server::on_handshake(Connection& c) {
-    const IoResult r = c.handshake();
+    // One more step of the server's side of the TLS handshake: ok when it is
+    // complete, would_block when OpenSSL waits for the socket (to become
+    // writable when wait_write is set, else readable).  docs/03-tls.md#ssl_accept
+    c.wait_write = false;
+    const int rc = ::SSL_accept(c.ssl());
+    const IoResult r = rc == 1 ? IoResult{IoResult::ok} : c.failed(rc);
     if (r.status == IoResult::would_block) return;  // select() will tell us when to go on
     if (r.status != IoResult::ok) {                 // wrong version, bad certificate, plaintext ...
         c.close_reason = r.status == IoResult::eof ? "closed during TLS handshake"
@@ -408,21 +371,9 @@ void Server::on_handshake(Connection& c) {
 // [/docs]
 
 // Step 9a: the handshake, or records (relay.cpp reads them, SSL_read).
-void Server::on_readable(relay::Connection& base, bool must_read) {
-    Connection& c = tls_of(base);
-    if (c.handshaking) return on_handshake(c);
-    // [docs:pending]
-    // Every record that has arrived, up to the budget of one wake-up. What
-    // OpenSSL still holds decrypted after that (SSL_pending), select() cannot
-    // see: serve_ready() comes back for it.  docs/03-tls.md#ssl_pending
+void Server::on_readable(relay::Connection& c, bool must_read) {
+    if (tls_of(c).handshaking) return on_handshake(tls_of(c));
     Relay::on_readable(c, must_read);
-    // [/docs]
-}
-
-void Server::narrate_eof(relay::Connection& c) {  // close_notify (or a bare FIN)
-    ctx_.explain.note("SSL_read -> end of stream on fd " + std::to_string(c.fd()) +
-                          ": flush what is queued for it, then close",
-                      "03-tls.md#close_notify");
 }
 
 // Step 9b: the client can take more of its queue.
@@ -446,10 +397,8 @@ void Server::shut_down() {
     const Clock::time_point deadline = begin_shutdown();
     while (!clients_.empty()) {
         fd_set readable, writable;
-        int ready = 0;
-        wait_for_events(readable, writable, ready, deadline);
+        const int ready = wait_for_events(readable, writable, deadline);
         if (ready < 0) continue;
-        if (FD_ISSET(ctx_.signals.fd(), &readable)) ctx_.signals.drain();
         serve_ready(readable, writable);
     }
 }
@@ -474,17 +423,11 @@ int run(const common::ServerOptions& opts, long max_clients, const TlsOptions& t
     // select() can watch only descriptors below FD_SETSIZE; a process started
     // with a thousand descriptors already open cannot use it at all.
     // docs/02-multiclient.md#fd_setsize
-    for (int fd : {listener.get(), signals.fd()}) {
-        if (fd >= FD_SETSIZE) {
-            throw std::runtime_error("select: descriptor " + std::to_string(fd) +
-                                     " is not below FD_SETSIZE (" + std::to_string(FD_SETSIZE) +
-                                     "); too many descriptors were open at start");
-        }
-    }
-    common::Service service =
-        common::start_service(opts, log, common::local_address(listener.get()));
-
+    relay::require_below_fd_setsize({listener.get(), signals.fd()});
+    const std::string where = common::local_address(listener.get());
     Server server(ctx, std::move(listener), max_clients, tls_opts, std::move(tls_context));
+    common::Service service = common::start_service(opts, log, where);
+
     server.run();
     server.shut_down();
     log.info("shut down");
@@ -495,62 +438,15 @@ int run(const common::ServerOptions& opts, long max_clients, const TlsOptions& t
 
 int main(int argc, char** argv) {
     long max_clients = 1000;
-    TlsOptions tls_opts;
-    // Defaults next to the binary: step3_tls/certs/ (see make-certs.sh).
-    tls_opts.files.cert = tls::default_cert_path("server.crt");
-    tls_opts.files.key = tls::default_cert_path("server.key");
-    auto path = [](std::string& out) {
-        return [&out](std::string_view text) -> std::string {
-            out = text;
-            return text.empty() ? "empty path" : "";
-        };
-    };
-    const common::ExtraOption extras[] = {
-        {"max-clients", "N",
-         "clients at once, TLS handshakes included (default 1000, at most 1008)",
-         [&](std::string_view text) {
-             return common::parse_number(text, 1, kMaxClientsLimit, max_clients);
-         }},
-        {"cert", "PATH", "certificate chain, PEM (default step3_tls/certs/server.crt)",
-         path(tls_opts.files.cert)},
-        {"key", "PATH", "its private key, PEM (default step3_tls/certs/server.key)",
-         path(tls_opts.files.key)},
-        {"ca", "PATH", "CA that signs client certificates (for --require-client-cert)",
-         path(tls_opts.files.ca)},
-        {"require-client-cert", nullptr,
-         "mutual TLS: clients need a certificate; its CN is the nick",
-         [&](std::string_view) -> std::string {
-             tls_opts.files.require_client_cert = true;
-             return "";
-         }},
-        {"handshake-timeout", "N", "drop a client whose TLS handshake takes over N s (default 10)",
-         [&](std::string_view text) {
-             long seconds = 0;
-             std::string err = common::parse_number(text, 1, 3600, seconds);
-             tls_opts.handshake_timeout = std::chrono::seconds(seconds);
-             return err;
-         }},
-    };
-    const common::ServerOptions opts = common::parse_server_options(argc, argv, "7003", extras);
-    // SIGHUP reads the files again, maybe after --daemon's chdir("/"): make
-    // the paths absolute now.
-    for (std::string* file : {&tls_opts.files.cert, &tls_opts.files.key, &tls_opts.files.ca}) {
-        if (!file->empty()) *file = std::filesystem::absolute(*file).string();
-    }
-    if (tls_opts.files.require_client_cert && tls_opts.files.ca.empty()) {
-        std::fprintf(
-            stderr,
-            "%s: --require-client-cert needs --ca PATH (the CA that signs client certificates)\n",
-            argc > 0 ? argv[0] : "server");
-        return 2;
-    }
+    TlsOptions tls_opts;  // --cert, --key, --ca ... (server_options.cpp)
+    const common::ServerOptions opts =
+        parse_tls_server_options(argc, argv, kMaxClientsLimit, max_clients, tls_opts);
     common::Logger log;  // stderr until --log-file or --daemon says otherwise
     try {
         return run(opts, max_clients, tls_opts, log);
     } catch (const std::exception& e) {
-        // e.g. "bind 0.0.0.0:7003: Address already in use", or
-        // "certificate step3_tls/certs/server.crt: No such file or directory (run `make certs`
-        // ...)"
+        // e.g. "bind 0.0.0.0:7003: Address already in use", or "certificate
+        // step3_tls/certs/server.crt: No such file or directory (run `make certs` ...)"
         log.fatal(e.what());
         return 1;
     }

@@ -321,7 +321,9 @@ void Relay::progress_close(Connection& c, Clock::time_point now) {
         return mark_dead(c);
     }
     if (c.unsent() > 0) return;
-    if (c.peer_eof || stopping_) return mark_dead(c);
+    // Closing now, with its input unread, would send RST and could destroy
+    // what we sent last; at shutdown too, until the deadline.
+    if (c.peer_eof) return mark_dead(c);
     if (!c.write_shut) {
         const IoResult r = c.shut_write();
         if (r.status == IoResult::would_block) return;  // writable again: retry
@@ -408,7 +410,8 @@ void Relay::sweep() {
             auto it = clients_.find(id);
             if (it == clients_.end()) continue;
             Connection& c = *it->second;
-            if (room_.contains(id)) apply(room_.lost(id, chat::LostReason::error));
+            // After "* server shutting down" nobody is told anything more.
+            if (!stopping_ && room_.contains(id)) apply(room_.lost(id, chat::LostReason::error));
             c.before_close();
             if (!c.peer_eof) discard_input(c.fd());
             ctx_.explain.closing(c.fd());

@@ -21,6 +21,7 @@
 #include <chrono>
 #include <cstddef>
 #include <initializer_list>
+#include <iterator>
 #include <memory>
 #include <optional>
 #include <set>
@@ -208,6 +209,18 @@ class Relay {
     // Epoll's hook: what to wait for on this client may have changed.
     virtual void interest_changed(Connection&) {}
 
+    // Every client, starting one further each pass: the first to be read in
+    // a pass gets the room's headroom, so no client may always be first.
+    template <typename F>
+    void each_client(F&& f) {
+        if (clients_.empty()) return;
+        auto it = clients_.begin();
+        std::advance(it, static_cast<long>(rotation_++ % clients_.size()));
+        for (std::size_t i = 0; i < clients_.size(); ++i, ++it) {
+            if (it == clients_.end()) it = clients_.begin();
+            f(*it->second);
+        }
+    }
     void progress_close(Connection& c, Clock::time_point now);
     void apply(chat::Effects effects);
     void drop(Connection& c, chat::LostReason why, const std::string& reason);
@@ -226,6 +239,7 @@ class Relay {
     // Looked up once per delivered line: a hash table, not a tree.
     std::unordered_map<chat::ClientId, std::unique_ptr<Connection>> clients_;
     bool stopping_ = false;
+    std::size_t rotation_ = 0;  // where each_client() starts
 
   private:
     bool room_can_take(Clock::time_point now);

@@ -85,10 +85,10 @@ void Server::serve_ready(fd_set& readable, fd_set& writable) {
     // accept4, the server-full rule).  docs/01-echo.md#accept
     if (accepting() && FD_ISSET(listener_.get(), &readable)) accept_clients();
     // Step 9: every client that is ready: read, then write.
-    for (auto& [id, c] : clients_) {
-        if (!c->dead && FD_ISSET(c->fd(), &readable)) on_readable(*c);
-        if (!c->dead && FD_ISSET(c->fd(), &writable)) on_writable(*c);
-    }
+    each_client([&](relay::Connection& c) {
+        if (!c.dead && FD_ISSET(c.fd(), &readable)) on_readable(c);
+        if (!c.dead && FD_ISSET(c.fd(), &writable)) on_writable(c);
+    });
     flush_output();  // the lines this pass produced: send them now
     sweep();
 }

@@ -229,16 +229,16 @@ void Server::serve_ready(fd_set& readable, fd_set& writable) {
     // accept4, the server-full rule).  docs/01-echo.md#accept
     if (accepting() && FD_ISSET(listener_.get(), &readable)) accept_clients();
     // Step 9: every client that is ready: read, then write.
-    for (auto& [id, c] : clients_) {
+    each_client([&](relay::Connection& c) {
         // [docs:pending]
         // OpenSSL may hold decrypted bytes that select() cannot see on the
         // socket (a wake-up's read budget ended inside them): take them now.
         // docs/03-tls.md#ssl_pending
-        const bool held = wants_read(*c) && tls_of(*c).pending();
+        const bool held = wants_read(c) && tls_of(c).pending();
         // [/docs]
-        if (!c->dead && (FD_ISSET(c->fd(), &readable) || held)) on_readable(*c);
-        if (!c->dead && FD_ISSET(c->fd(), &writable)) on_writable(*c);
-    }
+        if (!c.dead && (FD_ISSET(c.fd(), &readable) || held)) on_readable(c);
+        if (!c.dead && FD_ISSET(c.fd(), &writable)) on_writable(c);
+    });
     flush_output();  // the lines this pass produced: send them now
     sweep();
 }

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <array>
+#include <deque>
 #include <stdexcept>
 #include <system_error>
 #include <utility>
@@ -458,13 +459,22 @@ void Relay::update_holds(Clock::time_point now) {
         if (c->hold_budget > Clock::duration{}) holders.push_back(c);
         return false;
     });
+    // The bill is shared by weight: a reader that took little since the last
+    // bill pays more of it than one that drained fast (a burst of honest
+    // readers shares it evenly; a trickler among them pays nearly all).
+    auto weight = [](const Connection* c) { return 1.0 / (1.0 + double(c->drained) / 16384.0); };
+    double total = 0;
+    for (const Connection* c : holders)
+        total += weight(c);
     hold_ends_.reset();
     holding_ = false;
     for (Connection* c : holders) {
-        c->hold_budget -= waited / static_cast<long>(holders.size());
+        const double share = weight(c) / total;
+        c->drained = 0;
+        c->hold_budget -= std::chrono::duration_cast<Clock::duration>(waited * share);
         if (c->hold_budget <= Clock::duration{}) continue;
         holding_ = true;
-        const auto ends = now + c->hold_budget * static_cast<long>(holders.size());
+        const auto ends = now + std::chrono::duration_cast<Clock::duration>(c->hold_budget / share);
         if (!hold_ends_ || ends < *hold_ends_) hold_ends_ = ends;
     }
 }
@@ -480,16 +490,21 @@ std::optional<Clock::time_point> Relay::before_wait(std::optional<Clock::time_po
     flush_output();  // "left" notices of those just closed
     if (accept_paused_until_ && now >= *accept_paused_until_) accept_paused_until_.reset();
 
-    // Flow control: read again from the clients we left in the kernel, once
-    // nobody holds the room back.
-    if (room_can_take(now)) {
-        for (chat::ClientId id : std::exchange(paused_, {})) {
-            if (Connection* c = find(id)) {
-                c->read_paused = false;
-                interest_changed(*c);
-            }
-        }
+    // Flow control: the clients left waiting in the kernel are read first,
+    // in the order they had to wait, as soon as the room can take more; the
+    // others only then, when the wait reports them. Else whoever comes first
+    // in the scan (or in epoll's ready list) would take the room's headroom
+    // every time, and the rest would starve.
+    while (!paused_.empty() && room_can_take(now)) {
+        Connection* c = find(paused_.front());
+        paused_.pop_front();
+        if (c == nullptr || c->dead) continue;
+        c->read_paused = false;
+        on_readable(*c);  // waits at the back again if the room fills up
+        if (!c->dead && !c->read_paused) interest_changed(*c);
     }
+    sweep();
+    flush_output();
 
     // The earliest moment something must happen without any socket event.
     std::optional<Clock::time_point> wake_at = deadline;

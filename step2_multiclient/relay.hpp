@@ -20,6 +20,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <deque>
 #include <initializer_list>
 #include <iterator>
 #include <memory>
@@ -140,7 +141,9 @@ class Connection {
     Clock::time_point close_by{};  // a leaving client's deadline
     // Flow control: how much longer it may hold the others back.
     Clock::duration hold_budget = kMaxHold;
+    std::size_t drained = 0;  // bytes its socket took since the last bill
     void earn(std::size_t bytes_sent) {
+        drained += bytes_sent;
         hold_budget = std::min<Clock::duration>(
             kMaxHold, hold_budget + std::chrono::microseconds(bytes_sent * 1000 / kBytesPerHoldMs));
     }
@@ -253,7 +256,7 @@ class Relay {
     std::vector<chat::ClientId> to_flush_;        // got new lines in this pass
     std::size_t refusing_ = 0;                    // refused clients still being closed
     std::vector<chat::ClientId> behind_;          // more than kPauseReading queued
-    std::vector<chat::ClientId> paused_;          // not read until the room can take more
+    std::deque<chat::ClientId> paused_;           // not read until the room can take more
     bool holding_ = false;                        // a reader holds the room back
     Clock::time_point holds_updated_{};           // when the budgets were last billed
     std::optional<Clock::time_point> hold_ends_;  // when the first budget runs out

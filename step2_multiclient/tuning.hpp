@@ -2,7 +2,7 @@
 //
 // Nothing here changes what a client sees; it changes how much memory and CPU
 // the relays spend when thousands of clients come and go. Each number was
-// measured; docs/benchmarks.md#tuning says how, and what the others cost.
+// measured; docs/02-multiclient.md#tuning says where each was measured.
 // The lesson (select, epoll, TLS, flow control) lives in server.cpp,
 // server_epoll.cpp, step3_tls/server.cpp and relay.hpp.
 #pragma once

@@ -3,6 +3,7 @@
 #include "relay.hpp"
 
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/select.h>
 #include <sys/socket.h>
 
@@ -24,6 +25,18 @@ namespace {
 // SYNs and each waits a 1 s retransmission.  docs/01-echo.md#listen
 constexpr int kBacklog = 1024;
 }  // namespace
+
+timeval timeval_until(Clock::time_point t) {
+    const auto left =
+        std::max(std::chrono::duration_cast<std::chrono::microseconds>(t - Clock::now()), 0us);
+    return {static_cast<time_t>(left.count() / 1000000),
+            static_cast<suseconds_t>(left.count() % 1000000)};
+}
+
+int milliseconds_until(Clock::time_point t) {
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(t - Clock::now());
+    return static_cast<int>(std::max<long>(left.count(), 0));
+}
 
 common::Fd open_listener(const common::ServerOptions& opts, Context& ctx) {
     const auto addresses = common::resolve(opts.bind, opts.port, /*passive=*/true);
@@ -59,6 +72,21 @@ void require_below_fd_setsize(std::initializer_list<int> fds) {
                                      "); too many descriptors were open at start");
         }
     }
+}
+
+// Every client is a descriptor: raise the soft limit on open files to the
+// hard one (often 1024 -> 1048576), and say so when even that is too low.
+// docs/02-multiclient.md#epoll
+void raise_descriptor_limit(common::Logger& log, long max_clients) {
+    rlimit limit{};
+    common::check(::getrlimit(RLIMIT_NOFILE, &limit), "getrlimit", "RLIMIT_NOFILE");
+    if (limit.rlim_cur < limit.rlim_max) {
+        limit.rlim_cur = limit.rlim_max;
+        common::check(::setrlimit(RLIMIT_NOFILE, &limit), "setrlimit", "RLIMIT_NOFILE");
+    }
+    if (limit.rlim_cur != RLIM_INFINITY && static_cast<long>(limit.rlim_cur) < max_clients + 16)
+        log.info("note: RLIMIT_NOFILE is ", limit.rlim_cur, ", so fewer than --max-clients ",
+                 max_clients, " clients fit");
 }
 
 void discard_input(int fd) {

@@ -16,10 +16,12 @@
 // docs/02-multiclient.md#one-object-per-client
 #pragma once
 
+#include <sys/time.h>
 #include <sys/uio.h>
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <initializer_list>
 #include <iterator>
@@ -81,12 +83,20 @@ struct IoResult {
     std::string reason = {};  // why, for `error`
 };
 
+// How long until `t` (not negative), as select() and epoll_wait() want it.
+timeval timeval_until(Clock::time_point t);
+int milliseconds_until(Clock::time_point t);
+
 // Steps 1-4, as in stage 1, plus O_NONBLOCK: accept() must never wait.
 common::Fd open_listener(const common::ServerOptions& opts, Context& ctx);
 
 // select() can watch only descriptors below FD_SETSIZE: throw when one of
 // these is not.  docs/02-multiclient.md#fd_setsize
 void require_below_fd_setsize(std::initializer_list<int> fds);
+
+// epoll: every client is a descriptor. Raise the soft RLIMIT_NOFILE to the
+// hard one, and log a note when even that is below max_clients.
+void raise_descriptor_limit(common::Logger& log, long max_clients);
 
 // Read and forget what a client sent that we will never process: closing a
 // socket with unread input makes the kernel answer with RST instead of FIN,
@@ -136,6 +146,7 @@ class Connection {
     bool read_paused = false;   // flow control: its input waits in the kernel
     bool behind = false;        // in Relay::behind_ (more than kPauseReading queued)
     bool flush_listed = false;  // in Relay::to_flush_
+    std::uint32_t watched = 1;  // epoll: what epoll_ctl registered it for (EPOLLIN)
     std::string close_reason;
     std::string nick;              // for log lines, kept after the Room has let it go
     Clock::time_point close_by{};  // a leaving client's deadline

@@ -120,14 +120,7 @@ int Server::wait_for_events(fd_set& readable, fd_set& writable,
         if (c->wants_write()) FD_SET(c->fd(), &writable);
         max_fd = std::max(max_fd, c->fd());
     }
-    timeval timeout{};
-    if (wake_at) {
-        const auto left =
-            std::max(std::chrono::duration_cast<std::chrono::microseconds>(*wake_at - Clock::now()),
-                     std::chrono::microseconds(0));
-        timeout.tv_sec = static_cast<time_t>(left.count() / 1000000);
-        timeout.tv_usec = static_cast<suseconds_t>(left.count() % 1000000);
-    }
+    timeval timeout = relay::timeval_until(wake_at.value_or(Clock::time_point{}));
 
     // Step 6: sleep until one of them is ready. select() returns how many
     // are; the sets now hold only the ready ones.  docs/02-multiclient.md#select

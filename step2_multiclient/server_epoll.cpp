@@ -1,11 +1,9 @@
 // step2_multiclient/server_epoll.cpp: the same chat relay on epoll.
 //
 // Read it beside server.cpp (`diff server.cpp server_epoll.cpp`) and
-// docs/02-multiclient.md#select-poll-and-epoll. select() is handed every
-// descriptor on every call and the kernel scans them all, then we scan them
-// all again: the cost of one wake-up grows with the number of clients, idle
-// ones included, and FD_SETSIZE (1024) caps them. epoll keeps the interest
-// list in the kernel, registered once per client (epoll_ctl), and
+// docs/02-multiclient.md#select-poll-and-epoll. select() scans every client on
+// every wake-up, idle ones included, and FD_SETSIZE (1024) caps them. epoll
+// keeps the interest list in the kernel (epoll_ctl, once per client), and
 // epoll_wait() hands back only the ready ones. The loop:
 //
 //     socket -> bind -> listen -> epoll_create1
@@ -24,7 +22,6 @@
 // is the loop: what to wait for, epoll_wait(), and who is ready.
 
 #include <sys/epoll.h>
-#include <sys/resource.h>
 
 #include <algorithm>
 #include <array>
@@ -59,12 +56,6 @@ constexpr int kMaxEvents = 256;
 constexpr std::uint64_t kListenerKey = ~std::uint64_t{0};
 constexpr std::uint64_t kSignalsKey = kListenerKey - 1;
 
-// A Connection and what epoll watches for it now.
-struct Watched : relay::Connection {
-    using relay::Connection::Connection;
-    std::uint32_t events = EPOLLIN;
-};
-
 class Server : public relay::Relay {
   public:
     Server(relay::Context& ctx, common::Fd listener, long max_clients);
@@ -75,14 +66,15 @@ class Server : public relay::Relay {
     void shut_down();
 
   private:
-    int wait_for_events(std::span<epoll_event> events, std::optional<Clock::time_point> deadline);
+    std::span<const epoll_event> wait_for_events(std::optional<Clock::time_point> deadline);
     void serve_ready(std::span<const epoll_event> ready);
     std::unique_ptr<relay::Connection> make_connection(chat::ClientId id, common::Fd fd,
                                                        const std::string& peer) override;
     void interest_changed(relay::Connection& c) override;
 
     common::Fd epoll_;
-    bool listener_watched_ = true;  // the listener is in the interest list
+    std::array<epoll_event, kMaxEvents> events_;  // what epoll_wait() reports
+    bool listener_watched_ = true;                // the listener is in the interest list
 };
 
 // Step 4b: an epoll instance, told once about the signal pipe and the
@@ -101,16 +93,14 @@ Server::Server(relay::Context& ctx, common::Fd listener, long max_clients)
 }
 
 void Server::run() {
-    std::array<epoll_event, kMaxEvents> events;
     while (!ctx_.signals.stop_requested()) {
         // Steps 5-6: wait until a socket is ready or a signal arrives.
-        const int ready = wait_for_events(events, std::nullopt);
-        serve_ready(std::span(events.data(), static_cast<std::size_t>(ready)));
+        serve_ready(wait_for_events(std::nullopt));
     }
 }
 
-// Steps 7-9: every descriptor that is ready (only those: the idle ones cost
-// nothing here). Nothing here waits: a socket that has nothing (more) gives EAGAIN.
+// Steps 7-9: every descriptor that is ready. Nothing here waits: a socket
+// that has nothing (more) gives EAGAIN.
 void Server::serve_ready(std::span<const epoll_event> ready) {
     for (const epoll_event& event : ready) {
         // Step 7: a signal? SIGINT/SIGTERM end the loop, SIGHUP reopens the log.
@@ -145,48 +135,40 @@ void Server::serve_ready(std::span<const epoll_event> ready) {
 // it now would add EPOLLOUT only for the flush to take it off again.
 // docs/02-multiclient.md#epoll
 void Server::interest_changed(relay::Connection& c) {
-    auto& w = static_cast<Watched&>(c);
     const std::uint32_t want = (wants_read(c) ? EPOLLIN : 0u) | (c.wants_write() ? EPOLLOUT : 0u);
-    if (want == w.events || c.dead || c.flush_listed) return;
+    if (want == c.watched || c.dead || c.flush_listed) return;
     epoll_event ev{};
     ev.events = want;
     ev.data.u64 = static_cast<std::uint64_t>(c.id());
-    if (::epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, c.fd(), &ev) == 0) w.events = want;
+    if (::epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, c.fd(), &ev) == 0) c.watched = want;
 }
 
 // Steps 5-6: close what is due, then epoll_wait().
-int Server::wait_for_events(std::span<epoll_event> events,
-                            std::optional<Clock::time_point> deadline) {
+std::span<const epoll_event> Server::wait_for_events(std::optional<Clock::time_point> deadline) {
     // Deadlines, flow control: when must epoll_wait() return at the latest?
     const std::optional<Clock::time_point> wake_at = before_wait(deadline);
 
     // Step 5: the interest list is in the kernel already; only the listener
     // leaves it while accept() is paused (EMFILE), and comes back after.
     if (listener_ && accepting() != listener_watched_) {
-        epoll_event ev{};
-        ev.events = EPOLLIN;
-        ev.data.u64 = kListenerKey;
+        epoll_event ev{.events = EPOLLIN, .data = {.u64 = kListenerKey}};
         ::epoll_ctl(epoll_.get(), accepting() ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, listener_.get(),
                     &ev);
         listener_watched_ = accepting();
     }
-    int timeout_ms = -1;
-    if (wake_at) {
-        const auto left = std::chrono::ceil<std::chrono::milliseconds>(*wake_at - Clock::now());
-        timeout_ms = static_cast<int>(std::max<long>(left.count(), 0));
-    }
+    const int timeout_ms = wake_at ? relay::milliseconds_until(*wake_at) : -1;  // -1: no limit
 
-    // Step 6: sleep until a descriptor is ready. epoll_wait() fills `events`
+    // Step 6: sleep until a descriptor is ready. epoll_wait() fills `events_`
     // with the ready ones only (at most kMaxEvents; the rest next time).
     // docs/02-multiclient.md#epoll
     const int ready =
-        ::epoll_wait(epoll_.get(), events.data(), static_cast<int>(events.size()), timeout_ms);
+        ::epoll_wait(epoll_.get(), events_.data(), static_cast<int>(events_.size()), timeout_ms);
     if (ready < 0) {
-        if (errno == EINTR) return 0;  // a signal: the self-pipe says which
+        if (errno == EINTR) return {};  // a signal: the self-pipe says which
         common::throw_errno("epoll_wait");
     }
     ctx_.explain.woke("epoll_wait", ready);
-    return ready;
+    return std::span(events_.data(), static_cast<std::size_t>(ready));
 }
 
 // Step 8, after accept(): register it once; from now on epoll_wait() names
@@ -200,33 +182,15 @@ std::unique_ptr<relay::Connection> Server::make_connection(chat::ClientId id, co
         ctx_.log.info(peer, " refused: epoll_ctl: ", std::generic_category().message(errno));
         return nullptr;  // Fd closes it
     }
-    return std::make_unique<Watched>(id, std::move(fd), peer);
+    return Relay::make_connection(id, std::move(fd), peer);
 }
 
 // Step 10: SIGINT/SIGTERM. Stop accepting, say goodbye, flush for at most
 // 2 s, close everything.  docs/02-multiclient.md#shutting-down
 void Server::shut_down() {
     const Clock::time_point deadline = begin_shutdown();
-    std::array<epoll_event, kMaxEvents> events;
-    while (!clients_.empty()) {
-        const int ready = wait_for_events(events, deadline);
-        serve_ready(std::span(events.data(), static_cast<std::size_t>(ready)));
-    }
-}
-
-// Every client is a descriptor: raise the soft limit on open files to the
-// hard one (often 1024 -> 1048576), and say so when even that is too low.
-// docs/02-multiclient.md#epoll
-void raise_descriptor_limit(common::Logger& log, long max_clients) {
-    rlimit limit{};
-    common::check(::getrlimit(RLIMIT_NOFILE, &limit), "getrlimit", "RLIMIT_NOFILE");
-    if (limit.rlim_cur < limit.rlim_max) {
-        limit.rlim_cur = limit.rlim_max;
-        common::check(::setrlimit(RLIMIT_NOFILE, &limit), "setrlimit", "RLIMIT_NOFILE");
-    }
-    if (limit.rlim_cur != RLIM_INFINITY && static_cast<long>(limit.rlim_cur) < max_clients + 16)
-        log.info("note: RLIMIT_NOFILE is ", limit.rlim_cur, ", so fewer than --max-clients ",
-                 max_clients, " clients fit");
+    while (!clients_.empty())
+        serve_ready(wait_for_events(deadline));
 }
 
 int run(const common::ServerOptions& opts, long max_clients, common::Logger& log) {
@@ -234,13 +198,11 @@ int run(const common::ServerOptions& opts, long max_clients, common::Logger& log
     common::Explain explain(opts.explain);
     common::Signals signals;  // SIGINT/SIGTERM stop us, SIGHUP reopens the log
     relay::Context ctx{log, explain, signals};
-    raise_descriptor_limit(log, max_clients);
+    relay::raise_descriptor_limit(log, max_clients);  // no FD_SETSIZE: docs/02-multiclient.md#epoll
 
     // Steps 1-4, as in stage 1 (relay.cpp).  docs/01-echo.md#socket
     common::Fd listener = relay::open_listener(opts, ctx);
     const std::string where = common::local_address(listener.get());
-    // The epoll instance exists before we say "listening on" (and survives
-    // --daemon's fork: the child inherits it with its interest list).
     Server server(ctx, std::move(listener), max_clients);
     common::Service service = common::start_service(opts, log, where);
 

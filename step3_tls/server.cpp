@@ -161,11 +161,15 @@ Connection& tls_of(relay::Connection& c) {
 
 class Server : public relay::Relay {
   public:
-    Server(relay::Context& ctx, common::Fd listener, long max_clients, TlsOptions tls_options,
-           tls::Context tls_context)
+    // The certificate and its private key are read here, before
+    // start_service() drops privileges (--user): the key is readable by root
+    // only.  docs/03-tls.md#the-server-context
+    Server(relay::Context& ctx, common::Fd listener, long max_clients, TlsOptions tls_options)
         : Relay(ctx, std::move(listener), max_clients, tuning::kAcceptBatch),
           tls_options_(std::move(tls_options)),
-          tls_(std::move(tls_context)) {}
+          tls_(tls::make_server_context(tls_options_.files)) {
+        tls::narrate(tls_.get(), ctx_.explain);  // --explain: name each TLS message
+    }
 
     // Steps 5-9, until SIGINT or SIGTERM.
     void run();
@@ -280,14 +284,7 @@ int Server::wait_for_events(fd_set& readable, fd_set& writable,
         if (c->wants_write()) FD_SET(c->fd(), &writable);
         max_fd = std::max(max_fd, c->fd());
     }
-    timeval timeout{};
-    if (wake_at) {
-        const auto left =
-            std::max(std::chrono::duration_cast<std::chrono::microseconds>(*wake_at - Clock::now()),
-                     std::chrono::microseconds(0));
-        timeout.tv_sec = static_cast<time_t>(left.count() / 1000000);
-        timeout.tv_usec = static_cast<suseconds_t>(left.count() % 1000000);
-    }
+    timeval timeout = relay::timeval_until(wake_at.value_or(Clock::time_point{}));
 
     // Step 6: sleep until one of them is ready. select() returns how many
     // are; the sets now hold only the ready ones.  docs/02-multiclient.md#select
@@ -410,14 +407,8 @@ int run(const common::ServerOptions& opts, long max_clients, const TlsOptions& t
     common::Signals signals;  // SIGINT/SIGTERM stop us, SIGHUP reopens the log, reloads the cert
     relay::Context ctx{log, explain, signals};
 
-    // The certificate and its private key, read now: before start_service()
-    // drops privileges (--user), since the key is readable by root only.
-    // (Without root, --user fails anyway: say that, not "key: Permission denied".)
-    // docs/03-tls.md#the-server-context
+    // Without root --user fails anyway: say that, not "key: Permission denied".
     common::check_user_option(opts);
-    tls::Context tls_context = tls::make_server_context(tls_opts.files);
-    tls::narrate(tls_context.get(), explain);  // --explain: name each TLS message
-
     // Steps 1-4, as in stage 1 (relay.cpp).  docs/01-echo.md#socket
     common::Fd listener = relay::open_listener(opts, ctx);
     // select() can watch only descriptors below FD_SETSIZE; a process started
@@ -425,7 +416,7 @@ int run(const common::ServerOptions& opts, long max_clients, const TlsOptions& t
     // docs/02-multiclient.md#fd_setsize
     relay::require_below_fd_setsize({listener.get(), signals.fd()});
     const std::string where = common::local_address(listener.get());
-    Server server(ctx, std::move(listener), max_clients, tls_opts, std::move(tls_context));
+    Server server(ctx, std::move(listener), max_clients, tls_opts);
     common::Service service = common::start_service(opts, log, where);
 
     server.run();
@@ -445,9 +436,7 @@ int main(int argc, char** argv) {
     try {
         return run(opts, max_clients, tls_opts, log);
     } catch (const std::exception& e) {
-        // e.g. "bind 0.0.0.0:7003: Address already in use", or "certificate
-        // step3_tls/certs/server.crt: No such file or directory (run `make certs` ...)"
-        log.fatal(e.what());
+        log.fatal(e.what());  // e.g. "bind 0.0.0.0:7003: Address already in use"
         return 1;
     }
 }

@@ -12,6 +12,7 @@ Used by docs/02-multiclient.md#the-slow-reader.
 """
 import multiprocessing as mp
 import socket
+import tempfile
 import subprocess
 import sys
 import threading
@@ -57,8 +58,9 @@ def main():
     server = sys.argv[1]
     slow = sys.argv[2] if len(sys.argv) > 2 else "none"
     seconds = float(sys.argv[3]) if len(sys.argv) > 3 else 8.0
+    log = tempfile.TemporaryFile()
     proc = subprocess.Popen([server, "--port", "0", "--bind", "127.0.0.1"],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.PIPE, stderr=log)
     port = int(proc.stdout.readline().decode().rsplit(":", 1)[1])
     try:
         slow_sock = connect(port) if slow != "none" else None
@@ -129,10 +131,12 @@ def main():
         print(f"slow={slow} honest_lines_per_s={honest / seconds:.0f} "
               f"chatter_ms_p50={pct(0.5):.1f} p99={pct(0.99):.1f} max={pct(1.0):.1f} "
               f"chatter_lines={len(latencies)} "
-              f"slow_dropped={'at %.2f s' % dropped['at'] if 'at' in dropped else 'no'}")
+              f"slow_dropped={'at %.2f s' % dropped['at'] if 'at' in dropped else 'no'}", end=" ")
     finally:
         proc.terminate()
         proc.wait()
+        log.seek(0)
+        print(f"dropped_as_too_slow={log.read().count(b'too slow')}")
 
 
 if __name__ == "__main__":

@@ -26,6 +26,15 @@ namespace {
 constexpr int kBacklog = 1024;
 }  // namespace
 
+common::ServerOptions parse_options(int argc, char** argv, const char* port, long limit,
+                                    long& max_clients, const char* help) {
+    const common::ExtraOption extras[] = {
+        {"max-clients", "N", help,
+         [&](std::string_view text) { return common::parse_number(text, 1, limit, max_clients); }},
+    };
+    return common::parse_server_options(argc, argv, port, extras);
+}
+
 timeval timeval_until(Clock::time_point t) {
     const auto left =
         std::max(std::chrono::duration_cast<std::chrono::microseconds>(t - Clock::now()), 0us);

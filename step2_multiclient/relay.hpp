@@ -83,6 +83,11 @@ struct IoResult {
     std::string reason = {};  // why, for `error`
 };
 
+// The options every server has, plus --max-clients N (1 to `limit`); bad
+// usage: usage on stderr, exit 2.
+common::ServerOptions parse_options(int argc, char** argv, const char* port, long limit,
+                                    long& max_clients, const char* help);
+
 // How long until `t` (not negative), as select() and epoll_wait() want it.
 timeval timeval_until(Clock::time_point t);
 int milliseconds_until(Clock::time_point t);

@@ -184,14 +184,9 @@ int run(const common::ServerOptions& opts, long max_clients, common::Logger& log
 
 int main(int argc, char** argv) {
     long max_clients = 1000;
-    const common::ExtraOption extras[] = {
-        {"max-clients", "N",
-         "clients served at once; more are told \"server full\" (default 1000, at most 1008)",
-         [&](std::string_view text) {
-             return common::parse_number(text, 1, kMaxClientsLimit, max_clients);
-         }},
-    };
-    const common::ServerOptions opts = common::parse_server_options(argc, argv, "7002", extras);
+    const common::ServerOptions opts = relay::parse_options(
+        argc, argv, "7002", kMaxClientsLimit, max_clients,
+        "clients served at once; more are told \"server full\" (default 1000, at most 1008)");
     common::Logger log;  // stderr until --log-file or --daemon says otherwise
     try {
         return run(opts, max_clients, log);

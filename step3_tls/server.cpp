@@ -220,8 +220,8 @@ void Server::reload_certificate() {
 // Steps 7-9: every descriptor that is ready. Nothing here waits: a socket
 // that has nothing (more) gives EAGAIN.
 void Server::serve_ready(fd_set& readable, fd_set& writable) {
-    // Step 7: a signal? SIGINT/SIGTERM end the loop, SIGHUP reopens the
-    // log and reloads the certificate and key.
+    // Step 7: a signal? SIGINT/SIGTERM end the loop, SIGHUP reopens the log
+    // (and here reloads the certificate and key).
     if (FD_ISSET(ctx_.signals.fd(), &readable)) {
         ctx_.signals.drain();
         if (ctx_.signals.take_reload_request()) {
@@ -404,7 +404,7 @@ int run(const common::ServerOptions& opts, long max_clients, const TlsOptions& t
         common::Logger& log) {
     if (!opts.log_file.empty()) log.open_file(opts.log_file);
     common::Explain explain(opts.explain);
-    common::Signals signals;  // SIGINT/SIGTERM stop us, SIGHUP reopens the log, reloads the cert
+    common::Signals signals;  // SIGINT/SIGTERM stop us, SIGHUP reopens the log
     relay::Context ctx{log, explain, signals};
 
     // Without root --user fails anyway: say that, not "key: Permission denied".

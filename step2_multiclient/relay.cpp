@@ -230,7 +230,10 @@ void Relay::accept_clients() {
         // input read until its own FIN): closing at once, with its first
         // bytes unread, would send RST instead. A few at a time; beyond that
         // they are closed at once.
-        const bool full = static_cast<long>(clients_.size() - leaving_.size()) >= max_clients_;
+        // (Counted: every client not leaving, but for the refused ones still in
+        // their TLS handshake in stage 3.)
+        const bool full =
+            static_cast<long>(clients_.size() - leaving_.size() - refused_waiting_) >= max_clients_;
         if (full && refusing_ >= kMaxRefusing) {
             refuse_at_once(std::move(fd), peer);
             continue;
@@ -241,6 +244,10 @@ void Relay::accept_clients() {
         ++next_id_;
         Connection& conn = *clients_.emplace(id, std::move(c)).first->second;
         conn.refused = full;
+        if (full) {
+            ++refusing_;
+            ++refused_waiting_;  // until refuse() lets it go
+        }
         admitted(conn);
     }
 }
@@ -262,7 +269,7 @@ void Relay::join(Connection& c, std::string_view nick) {
 }
 
 void Relay::refuse(Connection& c) {
-    ++refusing_;
+    --refused_waiting_;
     c.nick = "not joined";
     c.queue(chat::server_full());
     if (!std::exchange(c.flush_listed, true)) to_flush_.push_back(c.id());
@@ -456,6 +463,7 @@ void Relay::sweep() {
             ctx_.log.info(c.peer(), " (", c.nick, ") closed: ", c.close_reason);
             leaving_.erase(id);
             if (c.refused) --refusing_;
+            if (c.refused && !c.leaving) --refused_waiting_;  // failed its handshake
             trim_.closed();
             clients_.erase(it);  // ~Connection closes the descriptor
         }

@@ -266,15 +266,16 @@ class Relay {
 
     chat::ClientId next_id_ = 1;
     std::optional<Clock::time_point> accept_paused_until_;
-    bool out_of_descriptors_ = false;             // the last accept() failed with EMFILE
-    std::set<chat::ClientId> leaving_;            // clients with a close deadline
-    std::vector<chat::ClientId> dead_;            // to close at the end of this pass
-    std::vector<chat::ClientId> to_flush_;        // got new lines in this pass
-    std::size_t refusing_ = 0;                    // refused clients still being closed
-    std::vector<chat::ClientId> behind_;          // more than kPauseReading queued
-    std::deque<chat::ClientId> paused_;           // not read until the room can take more
-    bool holding_ = false;                        // a reader holds the room back
-    Clock::time_point holds_updated_{};           // when the budgets were last billed
+    bool out_of_descriptors_ = false;       // the last accept() failed with EMFILE
+    std::set<chat::ClientId> leaving_;      // clients with a close deadline
+    std::vector<chat::ClientId> dead_;      // to close at the end of this pass
+    std::vector<chat::ClientId> to_flush_;  // got new lines in this pass
+    std::size_t refusing_ = 0;              // refused clients still being closed
+    std::size_t refused_waiting_ = 0;       // refused, not yet told (stage 3: in the handshake)
+    std::vector<chat::ClientId> behind_;    // more than kPauseReading queued
+    std::deque<chat::ClientId> paused_;     // not read until the room can take more
+    bool holding_ = false;                  // a reader holds the room back
+    Clock::time_point holds_updated_{};     // when the budgets were last billed
     std::optional<Clock::time_point> hold_ends_;  // when the first budget runs out
     tuning::MemoryTrim trim_;
 };

@@ -174,15 +174,17 @@ void Connection::consume(std::size_t n) {
 }
 
 void Connection::stage(std::string& record, std::size_t max) {
-    std::array<iovec, 16> iov;
-    const std::size_t count = gather(iov);
-    const std::size_t before = record.size();
-    for (std::size_t i = 0; i < count && record.size() < max; ++i) {
-        const std::size_t take = std::min(iov[i].iov_len, max - record.size());
-        record.append(static_cast<const char*>(iov[i].iov_base), take);
+    std::array<iovec, 64> iov;
+    while (record.size() < max && unsent_ > 0) {  // many short lines make one record
+        const std::size_t count = gather(iov);
+        const std::size_t before = record.size();
+        for (std::size_t i = 0; i < count && record.size() < max; ++i) {
+            const std::size_t take = std::min(iov[i].iov_len, max - record.size());
+            record.append(static_cast<const char*>(iov[i].iov_base), take);
+        }
+        consume(record.size() - before);
+        staged_ += record.size() - before;
     }
-    consume(record.size() - before);
-    staged_ += record.size() - before;
 }
 
 // --- Relay: accepting ----------------------------------------------------------

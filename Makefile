@@ -29,9 +29,11 @@ SUITES_step3 := $(filter step3,$(ALL_SUITES))
 
 all: $(addprefix build-,$(STAGES))
 
-# Objects more than one stage links (common/, stage 2's chat core) are built
-# here first, so that under -j two stages' makes never compile the same file.
-SHARED_OBJS := $(COMMON_OBJS) $(if $(filter step2,$(STAGES)),$(BUILD)/step2_multiclient/chat.o)
+# Objects more than one stage links (common/, stage 2's chat and relay core)
+# are built here first, so that under -j two stages' makes never compile the
+# same file.
+SHARED_OBJS := $(COMMON_OBJS) $(if $(filter step2,$(STAGES)),$(BUILD)/step2_multiclient/chat.o \
+               $(BUILD)/step2_multiclient/relay.o)
 
 # Build one stage, inside its own directory.
 $(addprefix build-,$(STAGES)): build-%: $(SHARED_OBJS) | deps

@@ -1,10 +1,13 @@
 // Stage 2 integration tests: the select() chat relay, real binary on loopback.
 #include <linux/sockios.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <map>
 #include <memory>
 #include <optional>
@@ -622,3 +625,256 @@ TEST_CASE("relay: started with too many descriptors open, it refuses to start (e
     CHECK(proc.stderr_text().find("FD_SETSIZE") != std::string::npos);
 }
 #endif
+
+// --- Flow control, leaving clients, shutdown under load (issue: no client
+// can slow the room). docs/02-multiclient.md#the-slow-reader
+namespace {
+
+// Reads one connection to its end on its own thread: every line, and how
+// the stream ended (a clean FIN, or a reset).
+class Drain {
+  public:
+    // `chunk` bytes per read, `pause` between reads (0: as fast as it can);
+    // `keep`: keep every line (else only the last).
+    Drain(int fd, std::size_t chunk = 65536, Duration pause = 0ms, Duration limit = 20000ms,
+          bool keep = true)
+        : keep_(keep), thread_([this, fd, chunk, pause, limit] { run(fd, chunk, pause, limit); }) {}
+    ~Drain() { join(); }
+    void join() {
+        if (thread_.joinable()) thread_.join();
+    }
+    std::vector<std::string> lines;
+    std::string last;        // the last line
+    bool clean_eof = false;  // recv() returned 0 (FIN), not an error (RST)
+    int error = 0;
+    std::atomic<std::size_t> count{0};
+
+  private:
+    void run(int fd, std::size_t chunk, Duration pause, Duration limit) {
+        const auto deadline = std::chrono::steady_clock::now() + limit;
+        std::string buf;
+        std::vector<char> block(chunk);
+        while (std::chrono::steady_clock::now() < deadline) {
+            pollfd p{fd, POLLIN, 0};
+            if (::poll(&p, 1, 100) <= 0) continue;
+            const ssize_t n = ::recv(fd, block.data(), block.size(), 0);
+            if (n == 0) {
+                clean_eof = true;
+                break;
+            }
+            if (n < 0) {
+                if (errno == EINTR || errno == EAGAIN) continue;
+                error = errno;
+                break;
+            }
+            buf.append(block.data(), static_cast<std::size_t>(n));
+            std::size_t start = 0;
+            for (std::size_t nl; (nl = buf.find('\n', start)) != std::string::npos;
+                 start = nl + 1) {
+                last = buf.substr(start, nl - start);
+                if (keep_) lines.push_back(last);
+                ++count;
+            }
+            buf.erase(0, start);
+            if (pause > 0ms) std::this_thread::sleep_for(pause);
+        }
+    }
+    bool keep_;
+    std::thread thread_;
+};
+
+// Lines "<sender>: <tag> <n>" of each sender arrive once, in order, and all of
+// them (`per_sender` each, from everyone in `senders`).
+bool every_line_once_in_order(const std::vector<std::string>& lines,
+                              const std::vector<std::string>& senders, int per_sender) {
+    std::map<std::string, int> next;
+    for (const std::string& l : lines) {
+        const auto colon = l.find(": n");
+        if (colon == std::string::npos || l.rfind("* ", 0) == 0) continue;
+        const std::string from = l.substr(0, colon);
+        const int n = std::stoi(l.substr(colon + 3));
+        if (n != next[from]) return false;
+        next[from] = n + 1;
+    }
+    for (const std::string& s : senders) {
+        if (next[s] != per_sender) return false;
+    }
+    return next.size() == senders.size();
+}
+
+// n lines "n<i> xxx...\n" of `size` bytes each.
+std::string numbered_lines(int from, int n, std::size_t size) {
+    std::string out;
+    for (int i = from; i < from + n; ++i) {
+        std::string l = "n" + std::to_string(i) + " ";
+        l.resize(size - 1, 'x');
+        out += l + "\n";
+    }
+    return out;
+}
+
+int count_of(const std::vector<std::string>& lines, const std::string& line) {
+    return static_cast<int>(std::count(lines.begin(), lines.end(), line));
+}
+
+}  // namespace
+
+TEST_CASE("relay: a client that has left no longer counts: the newcomer is welcomed at once") {
+    Server s = start_server(kServer, {"--max-clients", "5"});
+    std::vector<std::unique_ptr<Conn>> c;
+    for (int i = 0; i < 5; ++i)
+        c.push_back(join(s));
+    for (int i = 0; i < 5; ++i) {
+        for (int j = i + 1; j < 5; ++j)
+            expect(*c[i], "* guest-" + std::to_string(j + 1) + " joined");
+    }
+    c[0]->send("/quit\n");  // and it keeps its socket open: the server waits for its FIN
+    expect(*c[0], "* bye");
+    for (int i = 1; i < 5; ++i)
+        expect(*c[i], "* guest-1 left");
+    Conn newcomer(s.port);
+    CHECK(newcomer.line(1000ms) == "* welcome guest-6 (5 online)");  // not "server full"
+    newcomer.send("/who\n");
+    CHECK(newcomer.line() == "* online: guest-2, guest-3, guest-4, guest-5, guest-6");
+}
+
+TEST_CASE(
+    "relay: a burst — 30 clients write 64 KiB each at once; nobody is dropped, nothing lost") {
+    Server s = start_server(kServer);
+    constexpr int kClients = 30, kLines = 640;  // 640 x 100 bytes = 64,000 bytes each
+    std::vector<std::unique_ptr<Conn>> c;
+    std::vector<std::string> nicks;
+    for (int i = 0; i < kClients; ++i) {
+        c.push_back(join(s));
+        nicks.push_back("guest-" + std::to_string(i + 1));
+    }
+    std::vector<std::unique_ptr<Drain>> readers;
+    for (int i = 0; i < kClients; ++i)
+        readers.push_back(std::make_unique<Drain>(c[i]->fd()));
+    const std::string burst = numbered_lines(0, kLines, 100);
+    std::vector<std::thread> writers;
+    for (int i = 0; i < kClients; ++i)
+        writers.emplace_back([&, i] {
+            try {
+                c[i]->send(burst);
+            } catch (const std::exception&) {  // dropped: the readers' checks say so
+            }
+        });
+    for (auto& w : writers)
+        w.join();
+    const std::size_t due = (kClients - 1) * kLines;
+    CHECK(eventually(
+        [&] {
+            return std::all_of(readers.begin(), readers.end(),
+                               [&](const auto& r) { return r->count >= due; });
+        },
+        20000ms));
+    for (auto& c_ : c)
+        c_->shutdown_write();  // each leaves; the readers then see the server's FIN
+    for (int i = 0; i < kClients; ++i) {
+        readers[i]->join();
+        std::vector<std::string> others = nicks;
+        others.erase(others.begin() + i);
+        INFO("reader " << nicks[i]);
+        CHECK(every_line_once_in_order(readers[i]->lines, others, kLines));
+        for (const std::string& l : readers[i]->lines)
+            CHECK(l.find("(too slow)") == std::string::npos);
+    }
+    CHECK(s.proc.stderr_text().find("too slow") == std::string::npos);
+}
+
+TEST_CASE(
+    "relay: flooders and a slow-draining reader — the honest get every line; the slow one is "
+    "dropped") {
+    Server s = start_server(kServer);
+    auto slow = join(s);  // guest-1: takes 4 KiB every 20 ms (200 KB/s)
+    // 4 x 40,000 x 100 bytes = 16 MB to the slow one: more than the kernel's
+    // buffers on both sides (up to about 10 MB on loopback) and our 1 MiB.
+    constexpr int kFlooders = 4, kLines = 40000;
+    std::vector<std::unique_ptr<Conn>> f;
+    std::vector<std::string> nicks;
+    for (int i = 0; i < kFlooders; ++i) {
+        f.push_back(join(s));
+        nicks.push_back("guest-" + std::to_string(i + 2));
+    }
+    Drain slow_reader(slow->fd(), 65536, 100ms, 20000ms);
+    std::vector<std::unique_ptr<Drain>> readers;
+    for (int i = 0; i < kFlooders; ++i)
+        readers.push_back(std::make_unique<Drain>(f[i]->fd()));
+    std::vector<std::thread> writers;
+    for (int i = 0; i < kFlooders; ++i) {
+        writers.emplace_back([&, i] {
+            try {
+                for (int n = 0; n < kLines; n += 64)
+                    f[i]->send(numbered_lines(n, std::min(64, kLines - n), 100));
+            } catch (const std::exception&) {  // dropped: the readers' checks say so
+            }
+        });
+    }
+    for (auto& w : writers)
+        w.join();
+    const std::size_t due = (kFlooders - 1) * kLines;
+    CHECK(eventually(
+        [&] {
+            return std::all_of(readers.begin(), readers.end(),
+                               [&](const auto& r) { return r->count >= due; });
+        },
+        20000ms));
+    for (auto& c_ : f)
+        c_->shutdown_write();
+    for (int i = 0; i < kFlooders; ++i) {
+        readers[i]->join();
+        std::vector<std::string> others = nicks;
+        others.erase(others.begin() + i);
+        INFO("reader " << nicks[i]);
+        CHECK(every_line_once_in_order(readers[i]->lines, others, kLines));
+        // The slow reader could not keep up: it was dropped, and said so once.
+        CHECK(count_of(readers[i]->lines, "* guest-1 left (too slow)") == 1);
+    }
+    slow_reader.join();
+    CHECK(slow_reader.count < std::size_t{kFlooders} * kLines);  // it never caught up ...
+    const bool closed = slow_reader.clean_eof || slow_reader.error != 0;
+    CHECK(closed);  // ... and was closed
+}
+
+TEST_CASE("relay: SIGTERM while clients flood — each reads 'server shutting down' last, then FIN") {
+    Server s = start_server(kServer);
+    constexpr int kClients = 5;
+    std::vector<std::unique_ptr<Conn>> c;
+    for (int i = 0; i < kClients; ++i)
+        c.push_back(join(s));
+    std::vector<std::unique_ptr<Drain>> readers;
+    for (int i = 0; i < kClients; ++i)
+        readers.push_back(std::make_unique<Drain>(c[i]->fd(), 65536, 0ms, 10000ms, false));
+    std::atomic<bool> stop{false};
+    std::vector<std::thread> writers;
+    for (int i = 0; i < kClients; ++i) {
+        writers.emplace_back([&, i] {
+            try {
+                for (int n = 0; !stop; n += 64)
+                    c[i]->send(numbered_lines(n, 64, 100));
+            } catch (const std::exception&) {  // the server has closed: EPIPE
+            }
+        });
+    }
+    // Flooding: every client has received lines from the others.
+    CHECK(eventually(
+        [&] {
+            return std::all_of(readers.begin(), readers.end(),
+                               [&](const auto& r) { return r->count > 1000; });
+        },
+        10000ms));
+    s.proc.signal(SIGTERM);
+    for (int i = 0; i < kClients; ++i) {
+        readers[i]->join();
+        INFO("client " << i << ": recv error " << readers[i]->error);
+        CHECK(readers[i]->last == "* server shutting down");
+        CHECK(readers[i]->clean_eof);  // FIN, not a reset
+    }
+    stop = true;
+    for (auto& w : writers)
+        w.join();
+    CHECK(s.proc.wait(3000ms) == 0);
+    INFO(s.proc.stderr_text());
+    CHECK(s.proc.stderr_text().find(" left") == std::string::npos);
+}

@@ -11,6 +11,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cctype>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <random>
@@ -38,7 +40,20 @@ int ms_until(Clock::time_point deadline) {
 
 }  // namespace
 
+// `make grade` runs these same tests against someone else's programs:
+// GRADE_STAGE=step1_echo with GRADE_SERVER=PATH stands PATH in for
+// step1_echo/server (GRADE_CLIENT, GRADE_SERVER_FORK ... likewise: GRADE_
+// and the program's name in capitals). Everything else is the repository's.
 std::string repo_path(std::string_view relative) {
+    const char* stage = std::getenv("GRADE_STAGE");
+    const auto slash = relative.rfind('/');
+    if (stage && slash != std::string_view::npos && relative.substr(0, slash) == stage) {
+        std::string name = "GRADE_";
+        for (char c : relative.substr(slash + 1))
+            name += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+        if (const char* substitute = std::getenv(name.c_str()); substitute && *substitute)
+            return substitute;
+    }
     return std::string(REPO_ROOT) + "/" + std::string(relative);
 }
 
@@ -238,7 +253,15 @@ Server start_server(std::string_view binary, std::vector<std::string> args) {
     Server s{Child(argv), "", 0};
     auto line = s.proc.out().line(5000ms);
     INFO("server stderr: " << s.proc.stderr_text());
-    REQUIRE_MESSAGE(line.has_value(), "no `listening on` line from " << binary);
+    if (!line) {
+        const auto status = s.proc.wait(100ms);
+        REQUIRE_MESSAGE(line.has_value(),
+                        "a `listening on HOST:PORT` line on stdout within 5 s from "
+                            << argv[0] << " (it "
+                            << (status ? "exited with status " + std::to_string(*status)
+                                       : std::string("is still running"))
+                            << ")");
+    }
     const std::string prefix = "listening on ";
     REQUIRE(line->rfind(prefix, 0) == 0);
     auto colon = line->rfind(':');

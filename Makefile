@@ -73,6 +73,11 @@ help:
 	@echo "make CXX=clang++ ...     build with clang instead of g++"
 	@echo "make certs               stage 3 key material under step3_tls/certs/"
 	@echo "make bench               the benchmark table (docs/benchmarks.md)"
+	@echo "make exercise STAGE=N    build it yourself: stage N with its lesson cut out, as TODOs"
+	@echo "make grade STAGE=N       grade your exercise with the project's tests (SERVER=PATH"
+	@echo "                         [CLIENT=PATH]: grade any implementation, in any language)"
+	@echo "make mutate STAGE=N      seed bugs into the reference: does the grader catch them?"
+	@echo "make grade-check         the reference passes, exercises fail first, bugs are caught"
 	@echo "make fuzz | soak | capture STAGE=N   see tests/ and docs/"
 	@echo "make format              clang-format every source file"
 

@@ -39,7 +39,6 @@ stage() {
     local refs=() exs=() p
     for p in "$@"; do
         refs+=("$p=$dir/$p")
-        exs+=("$p=$build/grade-check/$dir/exercise/$p")
     done
     grade --stage "$n" "${refs[@]}"
     result "stage $n: the reference programs pass every check" "$(all_passed)"
@@ -49,6 +48,11 @@ stage() {
         :  # no exercise for this stage yet
     elif python3 "$here/exercise.py" "$dir" --out "$build/grade-check/$dir/exercise" >"$log" 2>&1 &&
         make --no-print-directory -C "$build/grade-check/$dir/exercise" >>"$log" 2>&1; then
+        for p in "$@"; do  # the programs the exercise has
+            if [ -f "$build/grade-check/$dir/exercise/$p.cpp" ]; then
+                exs+=("$p=$build/grade-check/$dir/exercise/$p")
+            fi
+        done
         grade --stage "$n" --first-failure "${exs[@]}"
         local first
         first=$(grep -m1 -E '^(PASS|FAIL) ' "$log")
@@ -77,8 +81,8 @@ stage 1 step1_echo 1 docs/01-echo.md#socket server client
 grade --stage 1 server="$here/echo_server.py"
 result "stage 1: a Python echo server (tests/grade/echo_server.py) passes the server checks" \
     "$(all_passed)"
-# Stage 2: the fork server and the client so far (no exercise yet: "-").
-stage 2 step2_multiclient - - server_fork client
+# Stage 2: the fork server and the client so far.
+stage 2 step2_multiclient 1 docs/02-multiclient.md#fork server_fork client
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

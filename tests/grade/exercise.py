@@ -5,7 +5,8 @@
 
 tests/grade/exercise/STAGE_DIR.todo names the lessons: each `=== FILE NAME`
 entry replaces the region `// [docs:NAME]` ... `// [/docs]` of STAGE_DIR/FILE
-(the markers the docs quote code by) with the entry's text: what to write,
+(the markers the docs quote code by), or `// [lesson:NAME]` ... `// [/lesson]`
+where no doc quotes the lesson, with the entry's text: what to write,
 where to read, and a todo() call that stops the program there and says so.
 Everything outside those regions is the reference, as it is. A region that is
 missing, or there twice, stops the script naming it. A file that already
@@ -72,18 +73,18 @@ def cut(source, regions, name):
     i = 0
     seen = set()
     while i < len(lines):
-        m = re.match(r"^(\s*)// \[docs:([\w-]+)\]\s*$", lines[i])
+        m = re.match(r"^(\s*)// \[(docs|lesson):([\w-]+)\]\s*$", lines[i])
         if not m:
-            if not re.match(r"^\s*// \[/docs\]\s*$", lines[i]):
+            if not re.match(r"^\s*// \[/(docs|lesson)\]\s*$", lines[i]):
                 out.append(lines[i])
             i += 1
             continue
-        indent, region = m.groups()
+        indent, kind, region = m.groups()
         end = i + 1
-        while end < len(lines) and not re.match(r"^\s*// \[/docs\]\s*$", lines[end]):
+        while end < len(lines) and not re.match(r"^\s*// \[/%s\]\s*$" % kind, lines[end]):
             end += 1
         if end == len(lines):
-            sys.exit("exercise: %s: [docs:%s] has no [/docs]" % (name, region))
+            sys.exit("exercise: %s: [%s:%s] has no [/%s]" % (name, kind, region, kind))
         if region in regions:
             if region in seen:
                 sys.exit("exercise: %s: region [docs:%s] is there twice" % (name, region))
@@ -95,7 +96,7 @@ def cut(source, regions, name):
     missing = set(regions) - seen
     if missing:
         sys.exit("exercise: %s has no region %s: update tests/grade/exercise/*.todo"
-                 % (name, ", ".join("[docs:%s]" % r for r in sorted(missing))))
+                 % (name, ", ".join("[docs:%s] or [lesson:%s]" % (r, r) for r in sorted(missing))))
     return "\n".join(out)
 
 

@@ -69,7 +69,8 @@ def first_failure(case):
                 return notes[-1], " ".join(notes[:-1]) or expanded, []
             return original, expanded, notes
         if node.tag == "Exception":
-            return "no exception", (node.text or "").strip(), []
+            return ("the check to run to its end",
+                    "it stopped: " + (node.text or "").strip(), [])
         if node.tag == "Message" and node.get("type", "").startswith(("FAIL", "ERROR")):
             return "", node.findtext("Text", "").strip(), []
     return "", "the check failed", []

@@ -24,7 +24,8 @@ GRADE_CLIENT = $(CLIENT)
 GRADE_GIVEN := $(strip $(SERVER)$(CLIENT)$(SERVER_FORK))
 grade_programs = $(if $(GRADE_GIVEN),\
     $(foreach r,$(GRADE_ROLES_$(STAGE)),$(r)=$(GRADE_$(shell echo $(r) | tr a-z A-Z))),\
-    $(foreach r,$(GRADE_ROLES_$(STAGE)),$(r)=$(GRADE_DIR)/exercise/$(r)))
+    $(foreach r,$(GRADE_ROLES_$(STAGE)),\
+        $(if $(wildcard $(GRADE_DIR)/exercise/$(r).cpp),$(r)=$(GRADE_DIR)/exercise/$(r))))
 GRADE_OBJS := $(COMMON_OBJS) $(BUILD)/step2_multiclient/chat.o $(BUILD)/step3_tls/tls.o
 
 .PHONY: exercise grade mutate grade-check

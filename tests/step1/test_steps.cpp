@@ -81,3 +81,25 @@ TEST_CASE("stage 1: a client that reads late still gets every byte back (partial
     CHECK(back.size() == data.size());
     CHECK(back == data);
 }
+
+TEST_CASE("stage 1: a client gone before its echo costs only itself (SIGPIPE)") {
+    Server s = start_server(kServer);
+    Conn first(s.port);  // keeps the iterative server busy
+    first.send("x");
+    REQUIRE(first.exact(1) == "x");
+    {
+        // Waiting in the accept queue, it sends a line, FIN, then RST: the
+        // server's side is in CLOSE_WAIT when the RST comes, so the server's
+        // echo of that line fails with EPIPE, and SIGPIPE unless suppressed.
+        Conn gone(s.port);
+        gone.send("never read\n");
+        gone.shutdown_write();
+        gone.reset();
+    }
+    first.shutdown_write();
+    REQUIRE(first.until_eof().empty());
+    INFO("server stderr: " << s.proc.stderr_text());
+    Conn next(s.port);
+    next.send("still here\n");
+    CHECK(next.line() == "still here");
+}

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # tests/grade/check.sh BUILD_DIR: proof that `make grade` grades (make grade-check).
 #
-# For each stage it covers: the reference programs pass every check; the
-# untouched exercise, made fresh from the reference, builds and fails the
-# first check with the first TODO's hint; every bug of
+# For each stage: the reference programs pass every check; the untouched
+# exercise, made fresh from the reference, builds and fails its first check
+# with the first TODO's hint; every bug of
 # tests/grade/mutations/stageN.txt is caught by its check; and for stage 1 a
 # server in another language (tests/grade/echo_server.py) passes.
 # Last line: "N passed, M failed".
@@ -81,8 +81,8 @@ stage 1 step1_echo 1 docs/01-echo.md#socket server client
 grade --stage 1 server="$here/echo_server.py"
 result "stage 1: a Python echo server (tests/grade/echo_server.py) passes the server checks" \
     "$(all_passed)"
-# Stage 2: the fork server and the client so far.
-stage 2 step2_multiclient 1 docs/02-multiclient.md#fork server_fork client
+stage 2 step2_multiclient 1 docs/02-multiclient.md#fork server_fork server client
+stage 3 step3_tls 1 docs/03-tls.md#ssl_connect server client
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

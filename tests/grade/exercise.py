@@ -42,13 +42,16 @@ TODO_FUNCTION = '''\
 
 
 def parse_todo(path):
-    """{file: {region: [lines]}}, {program: [extra link inputs]}"""
-    regions, programs = {}, {}
+    """{file: {region: [lines]}}, {program: [extra link inputs]}, [names to link]"""
+    regions, programs, links = {}, {}, []
     current = None
     with open(path, encoding="utf-8") as f:
         for line in f:
             line = line.rstrip("\n")
-            if line.startswith("=== program "):
+            if line.startswith("=== link "):
+                links.append(line[len("=== link "):].strip())
+                current = None
+            elif line.startswith("=== program "):
                 name, _, extra = line[len("=== program "):].partition(":")
                 programs[name.strip()] = extra.split()
                 current = None
@@ -63,7 +66,7 @@ def parse_todo(path):
         for region, lines in regions[file].items():
             while lines and not lines[-1].strip():
                 lines.pop()
-    return regions, programs
+    return regions, programs, links
 
 
 def cut(source, regions, name):
@@ -100,9 +103,10 @@ def cut(source, regions, name):
     return "\n".join(out)
 
 
-def with_helper(source, include_prefix):
+def with_helper(source, include_prefix, stage_prefix):
     """Relative includes fixed for the new directory; todo() after the header comment."""
     source = source.replace('#include "../', '#include "' + include_prefix)
+    source = re.sub(r'#include "(?!\.\./)', '#include "' + stage_prefix, source)
     lines = source.split("\n")
     head = 0
     while head < len(lines) and (lines[head].startswith("//") or not lines[head].strip()):
@@ -117,7 +121,7 @@ def main():
     args = parser.parse_args()
     stage = args.stage_dir.strip("/")
     out = os.path.abspath(args.out or os.path.join(REPO, stage, "exercise"))
-    regions, programs = parse_todo(os.path.join(HERE, "exercise", stage + ".todo"))
+    regions, programs, links = parse_todo(os.path.join(HERE, "exercise", stage + ".todo"))
 
     rel_root = os.path.relpath(REPO, out)
     made = {}
@@ -126,7 +130,8 @@ def main():
         with open(src_path, encoding="utf-8") as f:
             source = f.read()
         text = cut(source, file_regions, os.path.join(stage, file))
-        made[file] = with_helper(text, rel_root + "/")
+        made[file] = with_helper(text, rel_root + "/",
+                                 os.path.relpath(os.path.join(REPO, stage), out) + "/")
     rel_out = os.path.relpath(out, REPO)
     made["Makefile"] = makefile(stage, rel_out, rel_root, programs)
 
@@ -140,6 +145,12 @@ def main():
         with open(path, "w", encoding="utf-8") as f:
             f.write(text)
         print("wrote %s" % shown)
+    # What the programs find beside themselves (stage 3's certs/, through
+    # /proc/self/exe): a link to the stage's own.
+    for name in links:
+        path = os.path.join(out, name)
+        if not os.path.lexists(path):
+            os.symlink(os.path.relpath(os.path.join(REPO, stage, name), out), path)
 
 
 def makefile(stage, rel_out, rel_root, programs):

@@ -155,10 +155,12 @@ def main():
             sys.exit("grade: no check named %r in stage %s" % (args.only, args.stage))
     passed = failed = 0
     skipped = set()
-    for number, check in enumerate(checks, 1):
+    number = 0  # the checks that run, numbered in order
+    for check in checks:
         if check.role not in given:
             skipped.add(check.role)
             continue
+        number += 1
         ok, lines, todo_text = run_check(check, args.build, env, args.timeout)
         print("%s %2d. %s" % ("PASS" if ok else "FAIL", number, check.label), flush=True)
         if ok:

@@ -32,6 +32,8 @@ GRADE_OBJS := $(COMMON_OBJS) $(BUILD)/step2_multiclient/chat.o $(BUILD)/step3_tl
 grade_need_stage = @test -n "$(GRADE_DIR)" || { echo "usage: make $@ STAGE=1|2|3" >&2; exit 2; }
 # The stage Makefiles have a STAGE of their own (their directory), and a STAGE=N
 # on the command line would reach them: pass theirs back (as make capture does).
+grade_certs = $(if $(filter 3,$(STAGE)),@test -f $(GRADE_DIR_3)/certs/ca.crt || \
+    $(MAKE) --no-print-directory -C $(GRADE_DIR_3) certs STAGE=$(GRADE_DIR_3))
 grade_build_stages = +@for d in $(GRADE_DIR_1) $(GRADE_DIR_2) $(GRADE_DIR_3); do \
     $(MAKE) --no-print-directory -C $$d STAGE=$$d || exit 2; done
 
@@ -44,6 +46,7 @@ exercise: $(GRADE_OBJS)
 grade: $(GRADE_OBJS) $(call suite_bins,$(GRADE_SUITES_$(STAGE)))
 	$(grade_need_stage)
 	$(grade_build_stages)
+	$(grade_certs)
 	@if [ -z "$(GRADE_GIVEN)" ]; then \
 	    test -f $(GRADE_DIR)/exercise/Makefile || { echo "no exercise yet: make exercise STAGE=$(STAGE)" >&2; exit 2; }; \
 	    $(MAKE) --no-print-directory -C $(GRADE_DIR)/exercise STAGE=$(GRADE_DIR) >/dev/null || exit 2; \
@@ -53,10 +56,12 @@ grade: $(GRADE_OBJS) $(call suite_bins,$(GRADE_SUITES_$(STAGE)))
 mutate: $(GRADE_OBJS) $(call suite_bins,$(GRADE_SUITES_$(STAGE)))
 	$(grade_need_stage)
 	$(grade_build_stages)
+	$(grade_certs)
 	@CXX="$(CXX)" CXXFLAGS="$(CXXFLAGS)" LDFLAGS="$(LDFLAGS)" \
 	    python3 $(REPO_ROOT)/tests/grade/mutate.py --stage $(STAGE) --build $(BUILD)
 
 grade-check: $(GRADE_OBJS) $(call suite_bins,$(sort $(GRADE_SUITES_1) $(GRADE_SUITES_2) $(GRADE_SUITES_3)))
 	$(grade_build_stages)
+	@test -f $(GRADE_DIR_3)/certs/ca.crt || $(MAKE) --no-print-directory -C $(GRADE_DIR_3) certs STAGE=$(GRADE_DIR_3)
 	@CXX="$(CXX)" CXXFLAGS="$(CXXFLAGS)" LDFLAGS="$(LDFLAGS)" \
 	    $(REPO_ROOT)/tests/grade/check.sh $(BUILD)

@@ -1,32 +1,24 @@
 // Docs cannot drift: the checklist each stage's "Build it yourself" section
 // shows is the one `make grade` prints (tests/grade/stageN.checks), check by
 // check and in order, and the exercise steps name TODOs the exercise has.
-#include <fstream>
 #include <regex>
-#include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "doctest.h"
 #include "harness.hpp"
+#include "markdown.hpp"
 
 using namespace test;
 
 namespace {
 
-std::vector<std::string> lines_of(const std::string& text) {
-    std::vector<std::string> out;
-    std::istringstream in(text);
-    for (std::string line; std::getline(in, line);)
-        out.push_back(line);
-    return out;
-}
-
 // What grade.py prints for a stage whose every check passes.
 std::vector<std::string> all_passed(const std::string& checks_file) {
     std::vector<std::string> out;
     int n = 0;
-    for (const std::string& line : lines_of(read_file(repo_path(checks_file)))) {
+    for (const std::string& line : docs::split_lines(read_file(repo_path(checks_file)))) {
         if (line.empty() || line[0] == '#') continue;
         // ROLE | SUITE | TEST CASE | SECTION; the label is the test case
         // without its "stage N: " (or "stage N ") prefix.
@@ -46,7 +38,7 @@ std::vector<std::string> all_passed(const std::string& checks_file) {
 TEST_CASE("grade docs: each stage's checklist is the one make grade prints") {
     int found = 0;
     for (const char* doc : {"docs/01-echo.md", "docs/02-multiclient.md", "docs/03-tls.md"}) {
-        const std::vector<std::string> lines = lines_of(read_file(repo_path(doc)));
+        const std::vector<std::string> lines = docs::split_lines(read_file(repo_path(doc)));
         for (std::size_t i = 0; i < lines.size(); ++i) {
             std::smatch m;
             static const std::regex marker(
@@ -66,16 +58,27 @@ TEST_CASE("grade docs: each stage's checklist is the one make grade prints") {
 }
 
 TEST_CASE("grade docs: the TODO numbers a stage doc names exist in its exercise") {
-    const std::string todo = read_file(repo_path("tests/grade/exercise/step1_echo.todo"));
-    const std::string doc = read_file(repo_path("docs/01-echo.md"));
-    const std::string section = doc.substr(doc.find("\n## Build it yourself"));
-    std::regex mention("TODOs? (\\d+)(?: (?:to|and) (\\d+))?");
-    for (auto it = std::sregex_iterator(section.begin(), section.end(), mention);
-         it != std::sregex_iterator(); ++it) {
-        for (int g : {1, 2}) {
-            if (!(*it)[g].matched) continue;
-            INFO("docs/01-echo.md names " << it->str());
-            CHECK(todo.find("todo(" + (*it)[g].str() + ", ") != std::string::npos);
+    for (const auto& [doc, todo_file] : std::vector<std::pair<std::string, std::string>>{
+             {"docs/01-echo.md", "tests/grade/exercise/step1_echo.todo"},
+             {"docs/02-multiclient.md", "tests/grade/exercise/step2_multiclient.todo"},
+             {"docs/03-tls.md", "tests/grade/exercise/step3_tls.todo"}}) {
+        const std::string todo = read_file(repo_path(todo_file));
+        const std::string text = read_file(repo_path(doc));
+        const auto start = text.find("\n## Build it yourself");
+        if (start == std::string::npos) continue;
+        const std::string section = text.substr(start);
+        std::regex mention("TODOs? (\\d+)(?: (?:to|and) (\\d+))?");
+        int found = 0;
+        for (auto it = std::sregex_iterator(section.begin(), section.end(), mention);
+             it != std::sregex_iterator(); ++it) {
+            for (int g : {1, 2}) {
+                if (!(*it)[g].matched) continue;
+                ++found;
+                INFO(doc << " names " << it->str() << "; " << todo_file << " has no TODO "
+                         << (*it)[g].str());
+                CHECK(todo.find("TODO " + (*it)[g].str() + ": ") != std::string::npos);
+            }
         }
+        CHECK(found > 0);
     }
 }

@@ -98,6 +98,8 @@ def main():
         if " | %s | " % m.check not in checks:
             sys.exit("mutation %r: no check %r in stage%s.checks" % (m.name, m.check, args.stage))
         source = open(os.path.join(REPO, stage, m.file), encoding="utf-8").read()
+        # The exercise's lesson markers are no part of the code a bug is seeded in.
+        source = re.sub(r"(?m)^[ \t]*// \[/?lesson(:[\w-]+)?\][ \t]*\n", "", source)
         for search, replace in m.hunks:
             count = source.count(search)
             if count != 1:

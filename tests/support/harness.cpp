@@ -18,6 +18,7 @@
 #include <random>
 #include <sstream>
 #include <stdexcept>
+#include <thread>
 
 #include "../../common/error.hpp"
 #include "../../common/net.hpp"
@@ -304,6 +305,17 @@ void Conn::reset() {
     linger l{1, 0};
     ::setsockopt(fd_.get(), SOL_SOCKET, SO_LINGER, &l, sizeof l);
     fd_.reset();
+}
+
+std::string round_trip(Conn& c, const std::string& data, Duration timeout, Duration read_after) {
+    std::thread writer([&] {
+        c.send(data);
+        c.shutdown_write();
+    });
+    std::this_thread::sleep_for(read_after);
+    std::string back = c.until_eof(timeout);
+    writer.join();
+    return back;
 }
 
 bool can_connect(int port, std::string_view host) {

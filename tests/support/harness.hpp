@@ -121,6 +121,7 @@ class Conn {
     std::string exact(std::size_t n, Duration t = 5000ms) { return reader_.exact(n, t); }
     std::string until_eof(Duration t = 5000ms) { return reader_.until_eof(t); }
     std::string available(Duration t) { return reader_.available(t); }
+    bool eof() const { return reader_.eof(); }  // the peer's FIN (or a reset) was read
     void shutdown_write();
     void reset();  // SO_LINGER 0 then close: the peer gets RST
     void close() { fd_.reset(); }
@@ -129,6 +130,13 @@ class Conn {
     common::Fd fd_;
     Reader reader_;
 };
+
+// An echo round trip: `data` is sent from a second thread, then the write
+// side is shut down, while this one reads everything back until EOF. With
+// `read_after`, reading starts that late (a slow reader: the server's send()
+// meets full buffers). Returns what came back.
+std::string round_trip(Conn& c, const std::string& data, Duration timeout = 20000ms,
+                       Duration read_after = 0ms);
 
 // Try to connect; false when refused.
 bool can_connect(int port, std::string_view host = "127.0.0.1");

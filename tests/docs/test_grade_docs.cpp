@@ -58,10 +58,13 @@ TEST_CASE("grade docs: each stage's checklist is the one make grade prints") {
 }
 
 TEST_CASE("grade docs: the TODO numbers a stage doc names exist in its exercise") {
-    for (const auto& [doc, todo_file] : std::vector<std::pair<std::string, std::string>>{
+    for (const auto& pair : std::vector<std::pair<std::string, std::string>>{
              {"docs/01-echo.md", "tests/grade/exercise/step1_echo.todo"},
              {"docs/02-multiclient.md", "tests/grade/exercise/step2_multiclient.todo"},
              {"docs/03-tls.md", "tests/grade/exercise/step3_tls.todo"}}) {
+        // Not a structured binding: INFO captures these in a lambda (clang).
+        const std::string& doc = pair.first;
+        const std::string& todo_file = pair.second;
         const std::string todo = read_file(repo_path(todo_file));
         const std::string text = read_file(repo_path(doc));
         const auto start = text.find("\n## Build it yourself");

@@ -18,6 +18,7 @@ import re
 import shlex
 import subprocess
 import sys
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -123,9 +124,12 @@ def main():
         if built.returncode != 0:
             print(built.stdout.decode(errors="replace"))
             sys.exit("mutation %r does not compile" % m.name)
+        started = time.monotonic()
         grade = subprocess.run(
+            # 30 s: every check takes a few seconds on the reference; a
+            # mutant that stalls it is caught when it does not finish.
             [sys.executable, os.path.join(HERE, "grade.py"), "--stage", args.stage, "--build",
-             build, "--only", m.check, "%s=%s" % (program, binary)],
+             build, "--only", m.check, "--timeout", "30", "%s=%s" % (program, binary)],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         out = grade.stdout.decode(errors="replace")
         if "grade:" in out and "FAIL" not in out and "PASS" not in out:
@@ -133,8 +137,8 @@ def main():
             sys.exit("mutation %r: the grader could not run" % m.name)
         if grade.returncode != 0:
             caught += 1
-            print("caught  %s  (by: %s)" % (m.name, re.sub(r"^stage \d+:? ", "", m.check)),
-                  flush=True)
+            print("caught  %s  (by: %s; %.0f s)" % (m.name, re.sub(r"^stage \d+:? ", "", m.check),
+                                                     time.monotonic() - started), flush=True)
         else:
             print("MISSED  %s  (%s passed with it)" % (m.name, m.check), flush=True)
     print("caught %d of %d" % (caught, len(mutations)))

@@ -78,6 +78,11 @@ help:
 	@echo "make loadgen             just the load generator, build/<variant>/bin/loadgen (docs/tcp-on-the-wire.md)"
 	@echo "make test-diagrams       parse every Mermaid diagram in the docs with mermaid (npm install, ~170 MB)"
 	@echo "make fuzz | soak | capture STAGE=N   see tests/ and docs/ (capture writes build/captures/; UPDATE=1: docs/captures/)"
+	@echo "make exercise STAGE=N    build it yourself: stage N with its lesson cut out, as TODOs"
+	@echo "make grade STAGE=N       grade your exercise with the project's tests (SERVER=PATH"
+	@echo "                         [CLIENT=PATH]: grade any implementation, in any language)"
+	@echo "make mutate STAGE=N      seed bugs into the reference: does the grader catch them?"
+	@echo "make grade-check         the reference passes, exercises fail first, bugs are caught"
 	@echo "make format              clang-format every source file"
 
 format:

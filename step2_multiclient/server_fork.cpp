@@ -63,8 +63,10 @@ struct Context {
 // the code we interrupted may be about to read it.  docs/02-multiclient.md#zombies-and-sigchld
 extern "C" void on_sigchld(int) {
     const int saved_errno = errno;
+    // [lesson:reap]
     while (::waitpid(-1, nullptr, WNOHANG) > 0) {
     }
+    // [/lesson]
     errno = saved_errno;
 }
 
@@ -271,16 +273,20 @@ int run(const common::ServerOptions& opts, common::Logger& log) {
         // Step 6: a child process for this client. SIGCHLD is blocked until
         // its pid is in `children`, so the handler cannot reap it first.
         SigchldBlocked blocked;
+        // [lesson:fork]
         const pid_t pid = ::fork();  // docs/02-multiclient.md#fork
         if (pid < 0) {
             log.info("fork: ", std::generic_category().message(errno), "; closing ", peer);
             continue;  // `client` closes
         }
+        // [/lesson]
         if (pid == 0) {
             // The child. It has copies of both sockets: close the listener,
             // which only the parent accepts on. docs/02-multiclient.md#fork
             explain.forked(0);
+            // [lesson:child-close]
             listener.reset();
+            // [/lesson]
             common::Signals::restore_defaults();  // SIGTERM now simply ends us
             ::signal(SIGCHLD, SIG_DFL);
             sigset_t none;
@@ -304,7 +310,9 @@ int run(const common::ServerOptions& opts, common::Logger& log) {
                          ") in the parent drops only its reference: the child still holds the "
                          "socket, so no FIN is sent",
                      "02-multiclient.md#fork");
+        // [lesson:parent-close]
         client.reset();
+        // [/lesson]
     }
 
     // SIGINT/SIGTERM: no more accepts; end every child, reap it, exit 0.

@@ -217,6 +217,7 @@ int run(const common::ClientOptions& opts, const TlsOptions& tls_opts) {
         if ((fds[0].revents & (POLLIN | POLLHUP | POLLERR)) ||
             (read_wants_write && (fds[0].revents & POLLOUT))) {
             read_wants_write = false;
+            // [lesson:ssl-read]
             bool closed = false;
             do {
                 std::size_t got = 0;
@@ -250,6 +251,7 @@ int run(const common::ClientOptions& opts, const TlsOptions& tls_opts) {
                 }
                 break;
             } while (::SSL_pending(ssl.get()) > 0);  // docs/03-tls.md#ssl_pending
+            // [/lesson]
             // A "line" that never ends is printed in pieces, not hoarded.
             print_lines(from_server, /*at_eof=*/closed || from_server.size() > kMaxPending);
             if (closed) break;
@@ -258,6 +260,7 @@ int run(const common::ClientOptions& opts, const TlsOptions& tls_opts) {
         // Step 5: send what stdin gave us, one record at a time. After
         // WANT_WRITE the same bytes must be passed again.  docs/03-tls.md#ssl_write
         if ((fds[0].revents & POLLOUT) && !to_server.empty() && !write_shut) {
+            // [lesson:ssl-write]
             const std::size_t len = retry != 0 ? retry : std::min(to_server.size(), kRecordSize);
             std::size_t n = 0;
             const int rc = ::SSL_write_ex(ssl.get(), to_server.data(), len, &n);
@@ -272,6 +275,7 @@ int run(const common::ClientOptions& opts, const TlsOptions& tls_opts) {
                 }
                 retry = len;
             }
+            // [/lesson]
         }
 
         // Step 6: more from stdin.
@@ -286,6 +290,7 @@ int run(const common::ClientOptions& opts, const TlsOptions& tls_opts) {
         // close_notify, then FIN. The server reads EOF but can still send us
         // the rest.  docs/03-tls.md#close_notify
         if (!stdin_open && to_server.empty() && !write_shut) {
+            // [lesson:close-notify]
             const int rc = ::SSL_shutdown(ssl.get());  // 0: sent, the server's is still to come
             if (rc >= 0) {
                 common::check(::shutdown(sock.get(), SHUT_WR), "shutdown");
@@ -295,6 +300,7 @@ int run(const common::ClientOptions& opts, const TlsOptions& tls_opts) {
                        err != SSL_ERROR_WANT_WRITE && err != SSL_ERROR_WANT_READ) {
                 throw std::runtime_error("SSL_shutdown: " + tls::failure_reason(ssl.get(), err));
             }
+            // [/lesson]
         }
     }
 

@@ -7,8 +7,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <thread>
-
 #include "doctest.h"
 #include "harness.hpp"
 
@@ -40,12 +38,7 @@ TEST_CASE("stage 1: 8 MiB round trip while writing and reading concurrently") {
     Server s = start_server(kServer);
     Conn c(s.port);
     const std::string data = random_bytes(8 << 20, 3);
-    std::thread writer([&] {
-        c.send(data);
-        c.shutdown_write();
-    });
-    std::string back = c.until_eof(20000ms);
-    writer.join();
+    const std::string back = round_trip(c, data);
     CHECK(back.size() == data.size());
     CHECK(back == data);
 }

@@ -295,6 +295,13 @@ TEST_CASE("relay: a leaving client closed at its deadline with input unread gets
     for (int i = 0; i < 200; ++i)
         bulk += line.substr(9) + "\n";
     a->send(bulk);
+    // Wait until at least 50 of a's lines have reached b's socket before b
+    // says /quit: the relay may read a and b in either order.
+    REQUIRE(eventually([&] {
+        int queued = 0;
+        return ::ioctl(b->fd(), SIOCINQ, &queued) == 0 &&
+               queued >= static_cast<int>(50 * (line.size() + 1));
+    }));
     b->send("/quit\n");
     expect(*a, "* guest-2 left");  // the server has read the /quit
     // Stopped, the server cannot read what b sends now; once b's 2 s to

@@ -15,13 +15,15 @@
 #include <vector>
 
 #include "../../common/fd.hpp"
+#include "doctest.h"
 
 namespace test {
 
 using namespace std::chrono_literals;
 using Duration = std::chrono::milliseconds;
 
-// Absolute path of a file in the repository ("step1_echo/server").
+// Absolute path of a file in the repository ("step1_echo/server"), or the
+// program `make grade` stands in for it (GRADE_STAGE, GRADE_SERVER ...).
 std::string repo_path(std::string_view relative);
 
 // A temporary file path, removed when the object dies.
@@ -125,6 +127,7 @@ class Conn {
     std::string available(Duration t) { return reader_.available(t); }
     // After until_eof(): 0 if the connection ended with FIN, ECONNRESET if with RST.
     int read_error() const { return reader_.error(); }
+    bool eof() const { return reader_.eof(); }  // the peer's FIN (or a reset) was read
     void shutdown_write();
     void reset();  // SO_LINGER 0 then close: the peer gets RST
     void close() { fd_.reset(); }
@@ -148,6 +151,12 @@ class Listener {
     common::Fd fd_;
     int port_ = 0;
 };
+// An echo round trip: `data` is sent from a second thread, then the write
+// side is shut down, while this one reads everything back until EOF. With
+// `read_after`, reading starts that late (a slow reader: the server's send()
+// meets full buffers). Returns what came back.
+std::string round_trip(Conn& c, const std::string& data, Duration timeout = 20000ms,
+                       Duration read_after = 0ms);
 
 // Try to connect; false when refused.
 bool can_connect(int port, std::string_view host = "127.0.0.1");
@@ -188,3 +197,24 @@ std::string random_bytes(std::size_t n, unsigned seed = 1);
 int shell(const std::string& command, std::string* out = nullptr, Duration timeout = 20000ms);
 
 }  // namespace test
+
+// A line a check expected shows in a failure as what came: the text (cut at
+// 200 bytes, control bytes escaped) or that nothing came (EOF or deadline).
+template <>
+struct doctest::StringMaker<std::optional<std::string>> {
+    static doctest::String convert(const std::optional<std::string>& value) {
+        if (!value) return "nothing (EOF or deadline)";
+        std::string out = "\"";
+        for (std::size_t i = 0; i < value->size() && i < 200; ++i) {
+            const unsigned char c = static_cast<unsigned char>((*value)[i]);
+            if (c >= 0x20 && c != 0x7f) {
+                out += static_cast<char>(c);
+            } else {
+                static const char hex[] = "0123456789abcdef";
+                out += {'\\', 'x', hex[c >> 4], hex[c & 15]};
+            }
+        }
+        out += value->size() > 200 ? "\"..." : "\"";
+        return out.c_str();
+    }
+};

@@ -28,6 +28,7 @@ STAGE_DIRS = {"1": "step1_echo", "2": "step2_multiclient", "3": "step3_tls"}
 class Mutation:
     def __init__(self, name):
         self.name, self.file, self.check, self.hunks = name, None, None, []
+        self.program = None
 
 
 def parse(path):
@@ -43,6 +44,8 @@ def parse(path):
             mutations.append(Mutation(line[3:].strip()))
         elif line.startswith("file: "):
             mutations[-1].file = line[6:].strip()
+        elif line.startswith("program: "):
+            mutations[-1].program = line[9:].strip()
         elif line.startswith("check: "):
             mutations[-1].check = line[7:].strip()
         elif line == "<<<<":
@@ -92,13 +95,16 @@ def main():
         mutations = [m for m in mutations if m.name == args.only]
     caught = 0
     for m in mutations:
-        program = os.path.splitext(m.file)[0]
+        # The file may be another source of the program (relay.cpp, relay.hpp,
+        # or ../step2_multiclient/relay.cpp); `program:` then names the program.
+        program = m.program or os.path.splitext(os.path.basename(m.file))[0]
         if program not in programs:
             sys.exit("mutation %r: %s is not a program of %s (=== program lines)"
                      % (m.name, program, stage))
         if " | %s | " % m.check not in checks:
             sys.exit("mutation %r: no check %r in stage%s.checks" % (m.name, m.check, args.stage))
-        source = open(os.path.join(REPO, stage, m.file), encoding="utf-8").read()
+        rel = os.path.normpath(os.path.join(stage, m.file))  # from the repository's root
+        source = open(os.path.join(REPO, rel), encoding="utf-8").read()
         # The exercise's lesson markers are no part of the code a bug is seeded in.
         source = re.sub(r"(?m)^[ \t]*// \[/?lesson(:[\w-]+)?\][ \t]*\n", "", source)
         for search, replace in m.hunks:
@@ -110,16 +116,36 @@ def main():
             source = source.replace(search, replace)
         work = os.path.join(build, "mutants", stage, slug(m.name))
         os.makedirs(work, exist_ok=True)
-        src = os.path.join(work, m.file)
-        with open(src, "w", encoding="utf-8") as f:
-            f.write(source)
-        binary = os.path.join(work, program)
         extra = programs[program]
-        objs = [os.path.join(build, e) for e in extra if e.endswith(".o")]
         libs = [e for e in extra if not e.endswith(".o")]
+        # The program's own sources: its main file, and the objects it links
+        # that are built from this repository's sources (relay.o, chat.o ...).
+        main_rel = os.path.join(stage, program + ".cpp")
+        linked = [os.path.splitext(e)[0] + ".cpp" for e in extra if e.endswith(".o")]
+        with open(os.path.join(work, os.path.basename(rel)), "w", encoding="utf-8") as f:
+            f.write(source)
+        if rel.endswith(".hpp"):
+            # A header: every source beside it is compiled from a copy beside
+            # the mutant, so that its #include "x.hpp" finds the mutant.
+            rebuilt = [r for r in [main_rel] + linked
+                       if os.path.dirname(r) == os.path.dirname(rel)]
+            for r in rebuilt:
+                with open(os.path.join(work, os.path.basename(r)), "w", encoding="utf-8") as f:
+                    f.write(open(os.path.join(REPO, r), encoding="utf-8").read())
+            srcs = [os.path.join(work, os.path.basename(r)) for r in rebuilt]
+        else:
+            rebuilt = [rel] + ([main_rel] if main_rel != rel else [])
+            srcs = [os.path.join(work, os.path.basename(rel))] + \
+                [os.path.join(REPO, r) for r in rebuilt[1:]]
+        binary = os.path.join(work, program)
+        objs = [os.path.join(build, e) for e in extra if e.endswith(".o")
+                and os.path.splitext(e)[0] + ".cpp" not in rebuilt]
         # -iquote: the copy's "../common/x.hpp" resolves as the original's does.
-        compile_cmd = ([cxx] + cxxflags + ["-iquote", os.path.join(REPO, stage), src, "-o",
-                       binary] + objs + common_objs + ldflags + libs)
+        iquote = []
+        for d in sorted({stage, os.path.dirname(rel)}):
+            iquote += ["-iquote", os.path.join(REPO, d)]
+        compile_cmd = ([cxx] + cxxflags + iquote + srcs + ["-o", binary] + objs + common_objs
+                       + ldflags + libs)
         built = subprocess.run(compile_cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         if built.returncode != 0:
             print(built.stdout.decode(errors="replace"))

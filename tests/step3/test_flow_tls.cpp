@@ -1,9 +1,11 @@
 // Stage 3: flow control and the relay's edge cases over TLS (the relay core
 // is stage 2's; these check what TLS changes: records, close_notify).
 // docs/02-multiclient.md#the-slow-reader, docs/03-tls.md#ssl_pending
+#include <linux/sockios.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -80,6 +82,15 @@ TEST_CASE("step3 flow: a client's records that arrived together are relayed toge
     for (int i = 0; i < kLines; ++i)
         chatter.conn.send("c" + std::to_string(i) + "\n");  // one SSL_write, one record
     other.conn.send("marker\n");
+    // Every byte both sent has reached the server's kernel (nothing unacked
+    // on our side), so one wake-up will find all of it; on a busy machine
+    // some could still be on its way otherwise.
+    for (TlsConn* c : {&chatter.conn, &other.conn}) {
+        CHECK(eventually([&] {
+            int unacked = -1;
+            return ::ioctl(c->raw_fd(), SIOCOUTQ, &unacked) == 0 && unacked == 0;
+        }));
+    }
     // Both wait in the server's receive queues (ss: Recv-Q) before it runs.
     const std::string ss = "ss -Htn state established '( sport = :" + std::to_string(s.port) +
                            " )' | awk '$1 > 0' | wc -l";

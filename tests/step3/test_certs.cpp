@@ -33,12 +33,6 @@ void expect_refused(Child& client, const std::string& reason) {
     CHECK(client.out().until_eof(1000ms).empty());
 }
 
-TlsOptions with_ca(const Certs& certs) {
-    TlsOptions o;
-    o.ca = certs / "ca.crt";
-    return o;
-}
-
 }  // namespace
 
 TEST_CASE("make-certs.sh: CA, server and alice, EC P-256, keys mode 0600, SANs as promised") {

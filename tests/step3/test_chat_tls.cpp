@@ -22,25 +22,6 @@ using namespace test;
 
 namespace {
 
-TlsOptions verified(const Certs& certs) {
-    TlsOptions o;
-    o.ca = certs / "ca.crt";
-    return o;
-}
-
-// A verified TLS client that has read its welcome line.
-struct Member {
-    TlsConn conn;
-    std::string welcome;
-    Member(int port, const Certs& certs) : conn(port, verified(certs)) {
-        INFO("handshake: " << conn.error());
-        REQUIRE(conn.ok());
-        auto line = conn.line();
-        REQUIRE(line.has_value());
-        welcome = *line;
-    }
-};
-
 // This process (and what it starts) in a network namespace of its own, with
 // its loopback up and TCP send buffers capped at `wmem_max` bytes (on the
 // host's loopback they grow to 4 MiB, which hides WANT_WRITE); back in the
@@ -105,7 +86,7 @@ TEST_CASE("step3: TLS 1.3 by default, then the welcome; guest numbers in handsha
 TEST_CASE("step3: a TLS 1.2 client is served with an ECDHE + AEAD suite") {
     Certs certs;
     Server s = start_tls_server(certs);
-    TlsOptions o = verified(certs);
+    TlsOptions o = with_ca(certs);
     o.max_version = TLS1_2_VERSION;
     TlsConn c(s.port, o);
     INFO(c.error());
@@ -262,7 +243,7 @@ TEST_CASE(
     // TCP only: in the server's eyes still in its handshake. It is ahead in
     // the accept queue, so the server takes it before the next one.
     Conn idle(s.port);
-    TlsConn refused(s.port, verified(certs));
+    TlsConn refused(s.port, with_ca(certs));
     INFO(refused.error());
     REQUIRE(refused.ok());  // the handshake completes first
     CHECK(refused.line() == "* error: server full");
@@ -272,7 +253,7 @@ TEST_CASE(
     // The slot is free again; the refused client spent no guest number.
     CHECK(eventually(
         [&] {
-            TlsConn c(s.port, verified(certs));
+            TlsConn c(s.port, with_ca(certs));
             return c.ok() && c.line() == "* welcome guest-1 (1 online)";
         },
         3000ms));

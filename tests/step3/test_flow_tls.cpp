@@ -23,28 +23,6 @@
 
 using namespace test;
 
-namespace {
-
-// A verified TLS client that has read its welcome line.
-struct Member {
-    TlsConn conn;
-    std::string welcome;
-    Member(int port, const Certs& certs) : conn(port, options(certs)) {
-        INFO("handshake: " << conn.error());
-        REQUIRE(conn.ok());
-        auto line = conn.line();
-        REQUIRE(line.has_value());
-        welcome = *line;
-    }
-    static TlsOptions options(const Certs& certs) {
-        TlsOptions o;
-        o.ca = certs / "ca.crt";
-        return o;
-    }
-};
-
-}  // namespace
-
 TEST_CASE("step3 flow: a client that has left no longer counts: the newcomer is welcomed at once") {
     Certs certs;
     Server s = start_tls_server(certs, {"--max-clients", "5"});

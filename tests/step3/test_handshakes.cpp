@@ -12,12 +12,6 @@ using namespace test;
 
 namespace {
 
-TlsOptions with_ca(const Certs& certs) {
-    TlsOptions o;
-    o.ca = certs / "ca.crt";
-    return o;
-}
-
 std::size_t count(const std::string& text, const std::string& what) {
     std::size_t n = 0;
     for (auto pos = text.find(what); pos != std::string::npos; pos = text.find(what, pos + 1))

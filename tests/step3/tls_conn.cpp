@@ -209,4 +209,18 @@ TempDir::~TempDir() {
     std::filesystem::remove_all(path_, ec);
 }
 
+TlsOptions with_ca(const Certs& certs) {
+    TlsOptions o;
+    o.ca = certs / "ca.crt";
+    return o;
+}
+
+Member::Member(int port, const Certs& certs) : conn(port, with_ca(certs)) {
+    INFO("handshake: " << conn.error());
+    REQUIRE(conn.ok());
+    auto line = conn.line();
+    REQUIRE(line.has_value());
+    welcome = *line;
+}
+
 }  // namespace test

@@ -98,4 +98,14 @@ class Certs {
 // The stage 3 server with these certificates on a free loopback port.
 Server start_tls_server(const Certs& certs, std::vector<std::string> extra = {});
 
+// Options that verify the server against these certificates' CA.
+TlsOptions with_ca(const Certs& certs);
+
+// A verified TLS client that has read its welcome line.
+struct Member {
+    TlsConn conn;
+    std::string welcome;
+    Member(int port, const Certs& certs);
+};
+
 }  // namespace test

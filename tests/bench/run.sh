@@ -863,14 +863,14 @@ fill() {
     echo
     echo "The points of the plot (\`build/bench/clients.dat\`: server, clients, ns per message, bytes per client):"
     echo
-    echo '```'
+    echo '```text'
     cat "$OUT/clients.dat" 2>/dev/null || true
     echo '```'
     if [ -s "$OUT/fanout.dat" ]; then
         echo
         echo "The fan-out panel's points (\`build/bench/fanout.dat\`: server, clients, median ns per delivered message):"
         echo
-        echo '```'
+        echo '```text'
         cat "$OUT/fanout.dat"
         echo '```'
     fi

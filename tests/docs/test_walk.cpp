@@ -92,8 +92,8 @@ std::vector<std::string> walk_errors(const std::string& doc, const std::string& 
         ++count;
         if (last && position[m.anchor] < position[last->anchor]) {
             errors.push_back(m.where + " names #" + m.anchor + " after " + last->where +
-                             " named #" + last->anchor + ", but docs/" + doc +
-                             " has the section #" + m.anchor + " first");
+                             " named #" + last->anchor + ", but docs/" + doc + " has #" + m.anchor +
+                             " before #" + last->anchor);
         }
         last = &m;
     }
@@ -132,8 +132,8 @@ TEST_CASE("docs walk: an out-of-order section is found, a look back is not") {
         walk_errors("01-echo.md", "## socket\n## listen\n## bind\n## accept\n", {{"s.cpp", code}});
     REQUIRE(swapped.size() == 1);
     CHECK(swapped[0] ==
-          "s.cpp:4 names #listen after s.cpp:2 named #bind, but docs/01-echo.md has the section "
-          "#listen first");
+          "s.cpp:4 names #listen after s.cpp:2 named #bind, but docs/01-echo.md has #listen "
+          "before #bind");
 
     // A second file continues the walk: what the first one read is a look back.
     CHECK(walk_errors("01-echo.md", doc,

@@ -148,7 +148,9 @@ TEST_CASE("docs walk: an out-of-order section is found, a look back is not") {
 }
 
 TEST_CASE("docs walk: each stage document follows its files top to bottom") {
-    for (const auto& [doc, names] : stages()) {
+    for (const auto& stage : stages()) {
+        const std::string& doc = stage.first;  // (no structured binding:
+        const auto& names = stage.second;      // clang 14 cannot capture one)
         std::vector<std::pair<std::string, std::string>> files;
         for (const std::string& name : names)
             files.emplace_back(name, read_file(repo_path(name)));

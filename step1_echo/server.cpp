@@ -29,7 +29,7 @@
 
 namespace {
 
-// How many finished handshakes the kernel may queue for us. docs/01-echo.md#listen
+// How many finished handshakes the kernel may queue for us: listen()'s backlog (step 4).
 constexpr int kBacklog = 16;
 
 // The objects every part of the server needs, owned by main().

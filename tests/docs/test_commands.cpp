@@ -12,8 +12,9 @@
 // with a reason a reader can check. A machine-dependent block must state the
 // range to expect (the word "expected" in the comment, the range in it or in
 // the text). Quoted source (`<!-- snippet: ... -->`) is compared with the file
-// it quotes by test_snippets.cpp and is no command. The format is documented
-// in docs/README.md#for-contributors.
+// it quotes by test_snippets.cpp and is no command. Every fenced block names
+// what it holds in its info string (a bare ``` could hide commands written
+// without `$ `). The format is documented in docs/README.md#for-contributors.
 #include <map>
 #include <set>
 #include <string>
@@ -130,6 +131,12 @@ TEST_CASE("commands: every command block in README.md and docs/ is run or says w
             }
             if (v == Verdict::unmarked || v == Verdict::bad_marker)
                 FAIL_CHECK(where << ": " << why);
+            // A bare fence hides what it holds: commands without `$ ` in one
+            // went unseen here. Each block names it: console, sh, text ...
+            if (b.info.find_first_not_of(" \t") == std::string::npos)
+                FAIL_CHECK(where << ": a fenced block with no info string: say what it holds "
+                                    "(```console for a session, ```sh for commands, ```text "
+                                    "for output)");
         }
     }
     std::string reasons;

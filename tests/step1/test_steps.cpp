@@ -24,6 +24,14 @@ int accept_queue(int port) {
     return std::atoi(out.c_str() + out.find_first_not_of(" \t", space));
 }
 
+// What a failure of the accept check reports: the listener's queue, or that it is gone.
+std::string queue_report(int port) {
+    const int queued = accept_queue(port);
+    const std::string where = "127.0.0.1:" + std::to_string(port);
+    if (queued < 0) return "ss shows no listener on " + where + " (the server exited or closed it)";
+    return "ss shows " + std::to_string(queued) + " connection(s) in the accept queue of " + where;
+}
+
 bool in_time_wait(int port) {
     std::string out;
     shell("ss -tanH state time-wait 'sport = :" + std::to_string(port) + "'", &out);
@@ -40,9 +48,10 @@ TEST_CASE("stage 1: prints `listening on 127.0.0.1:PORT` and listens there") {
 
 TEST_CASE("stage 1: accepts: a connection leaves the accept queue") {
     Server s = start_server(kServer);
-    Conn c(s.port);  // the kernel completes the handshake and queues it
-    INFO("ss shows the accept queue of 127.0.0.1:" << s.port << " as " << accept_queue(s.port));
-    CHECK(eventually([&] { return accept_queue(s.port) == 0; }, 3000ms));
+    Conn c(s.port);              // the kernel completes the handshake and queues it
+    INFO(queue_report(s.port));  // evaluated at a failure: what ss shows then
+    CHECK_MESSAGE(eventually([&] { return accept_queue(s.port) == 0; }, 3000ms),
+                  "within 3 s, accept() takes the connection off the accept queue (ss: Recv-Q 0)");
 }
 
 TEST_CASE("stage 1: starts again at once on a port whose last connection is in TIME_WAIT") {

@@ -218,3 +218,12 @@ struct doctest::StringMaker<std::optional<std::string>> {
         return out.c_str();
     }
 };
+
+// Child::wait()'s result in a failure: the exit status, or that it is still running.
+template <>
+struct doctest::StringMaker<std::optional<int>> {
+    static doctest::String convert(const std::optional<int>& status) {
+        if (!status) return "still running at the deadline";
+        return ("exit status " + std::to_string(*status)).c_str();
+    }
+};

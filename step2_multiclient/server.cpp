@@ -77,6 +77,7 @@ void Server::run() {
 // that has nothing (more) gives EAGAIN.
 void Server::serve_ready(fd_set& readable, fd_set& writable) {
     // Step 7: a signal? SIGINT/SIGTERM end the loop, SIGHUP reopens the log.
+    // [lesson:dispatch]
     if (FD_ISSET(ctx_.signals.fd(), &readable)) {
         ctx_.signals.drain();
         if (ctx_.signals.take_reload_request()) ctx_.log.reopen();
@@ -89,6 +90,7 @@ void Server::serve_ready(fd_set& readable, fd_set& writable) {
         if (!c.dead && FD_ISSET(c.fd(), &readable)) on_readable(c);
         if (!c.dead && FD_ISSET(c.fd(), &writable)) on_writable(c);
     });
+    // [/lesson]
     flush_output();  // the lines this pass produced: send them now
     sweep();
 }
@@ -102,6 +104,7 @@ int Server::wait_for_events(fd_set& readable, fd_set& writable,
     // Step 5: which descriptors we care about, and for what. select()
     // overwrites the sets, so they are rebuilt before every call.
     // docs/02-multiclient.md#select
+    // [lesson:fd-sets]
     FD_ZERO(&readable);
     FD_ZERO(&writable);
     int max_fd = ctx_.signals.fd();
@@ -120,10 +123,12 @@ int Server::wait_for_events(fd_set& readable, fd_set& writable,
         if (c->wants_write()) FD_SET(c->fd(), &writable);
         max_fd = std::max(max_fd, c->fd());
     }
+    // [/lesson]
     timeval timeout = relay::timeval_until(wake_at.value_or(Clock::time_point{}));
 
     // Step 6: sleep until one of them is ready. select() returns how many
     // are; the sets now hold only the ready ones.  docs/02-multiclient.md#select
+    // [lesson:select]
     const int ready =
         ::select(max_fd + 1, &readable, &writable, nullptr, wake_at ? &timeout : nullptr);
     if (ready < 0) {
@@ -132,17 +137,20 @@ int Server::wait_for_events(fd_set& readable, fd_set& writable,
     }
     ctx_.explain.selected(ready, &readable, &writable, max_fd);
     return ready;
+    // [/lesson]
 }
 
 // Step 8, after accept(): FD_SET on a descriptor >= FD_SETSIZE writes past
 // the end of the fd_set: never let one reach it.  docs/02-multiclient.md#fd_setsize
 std::unique_ptr<relay::Connection> Server::make_connection(chat::ClientId id, common::Fd fd,
                                                            const std::string& peer) {
+    // [lesson:fd-setsize]
     if (fd.get() >= FD_SETSIZE) {
         ctx_.log.info(peer, " refused: descriptor ", fd.get(), " >= FD_SETSIZE");
         ctx_.explain.closing(fd.get());
         return nullptr;  // Fd closes it
     }
+    // [/lesson]
     return Relay::make_connection(id, std::move(fd), peer);
 }
 

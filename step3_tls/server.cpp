@@ -70,6 +70,7 @@ class Connection : public relay::Connection {
     // SSL_read() one record's worth: bytes, EOF (close_notify, or the peer's
     // FIN), "nothing yet", or an error.  docs/03-tls.md#ssl_read
     IoResult read_some(std::span<char> buffer) override {
+        // [lesson:ssl-read]
         wait_write = false;
         std::size_t got = 0;
         const int rc = ::SSL_read_ex(ssl(), buffer.data(), buffer.size(), &got);
@@ -77,6 +78,7 @@ class Connection : public relay::Connection {
         const IoResult r = failed(rc);
         read_wants_write = wait_write;  // WANT_WRITE: on_writable calls it again
         return r;
+        // [/lesson]
     }
     // Records keep coming until WANT_READ: read them all, within the budget
     // of one wake-up (relay.cpp), so many small records never starve a client.
@@ -88,6 +90,7 @@ class Connection : public relay::Connection {
     // bytes again, so they wait in record_ until SSL_write takes them.
     // docs/03-tls.md#ssl_write
     IoResult write_some() override {
+        // [lesson:ssl-write]
         std::size_t total = 0;
         while (unsent() > 0) {
             wait_write = false;
@@ -106,17 +109,20 @@ class Connection : public relay::Connection {
         }
         std::string().swap(record_);  // an idle client keeps no 16 KiB buffer
         return {IoResult::ok, total};
+        // [/lesson]
     }
 
     // The TLS half-close: close_notify, then FIN. would_block: call again
     // when writable.  docs/03-tls.md#close_notify
     IoResult shut_write() override {
+        // [lesson:close-notify]
         wait_write = false;
         if (fatal) return {IoResult::error};   // a broken session sends nothing more
         const int rc = ::SSL_shutdown(ssl());  // 0: sent; 1: the peer's came too
         if (rc < 0) return failed(rc);
         ::shutdown(fd(), SHUT_WR);  // docs/01-echo.md#shutdown
         return {IoResult::ok};
+        // [/lesson]
     }
     bool chatting() const override { return !leaving && !handshaking; }
     bool wants_write() const override { return relay::Connection::wants_write() || wait_write; }
@@ -255,9 +261,11 @@ int Server::wait_for_events(fd_set& readable, fd_set& writable,
     for (auto& [id, c] : clients_) {
         Connection& t = tls_of(*c);
         if (wants_read(t) && t.pending()) wake_at = Clock::now();  // records held: go on at once
+        // [lesson:handshake-deadline]
         if (!t.handshaking || t.dead) continue;  // a stalled handshake costs only its connection:
         if (Clock::now() >= t.handshake_by) drop(t, {}, "TLS handshake timed out");
         if (!wake_at || t.handshake_by < *wake_at) wake_at = t.handshake_by;
+        // [/lesson]
     }
     sweep();
 
@@ -341,6 +349,7 @@ void Server::on_handshake(Connection& c) {
     // One more step of the server's side of the TLS handshake: ok when it is
     // complete, would_block when OpenSSL waits for the socket (to become
     // writable when wait_write is set, else readable).  docs/03-tls.md#ssl_accept
+    // [lesson:ssl-accept]
     c.wait_write = false;
     const int rc = ::SSL_accept(c.ssl());
     const IoResult r = rc == 1 ? IoResult{IoResult::ok} : c.failed(rc);
@@ -350,6 +359,7 @@ void Server::on_handshake(Connection& c) {
                                                    : "TLS handshake failed: " + r.reason;
         return mark_dead(c);
     }
+    // [/lesson]
     c.handshaking = false;
     ctx_.explain.tls_established(c.fd(), ::SSL_get_version(c.ssl()),
                                  ::SSL_get_cipher_name(c.ssl()));

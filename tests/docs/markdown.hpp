@@ -165,6 +165,13 @@ inline bool marker_close(const std::string& line) {
     return std::regex_match(line, close);
 }
 
+// `// [lesson:NAME]` ... `// [/lesson]`: what `make exercise` cuts out
+// (tests/grade/exercise.py). Inside a docs region these lines are not quoted.
+inline bool lesson_marker(const std::string& line) {
+    static const std::regex lesson(R"(^\s*//\s*\[(lesson:[A-Za-z0-9_-]+|/lesson)\]\s*$)");
+    return std::regex_match(line, lesson);
+}
+
 struct Region {
     int line = 0;      // 1-based line of the opening marker
     std::string text;  // the lines inside, markers dropped, common indentation removed
@@ -212,6 +219,7 @@ inline std::map<std::string, Region> regions_of(const std::string& source,
             }
             continue;
         }
+        if (lesson_marker(lines[i])) continue;
         for (auto& o : stack)
             o.body.push_back(lines[i]);
     }

@@ -17,6 +17,8 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 OPEN = re.compile(r"^\s*(?://|#)\s*\[docs:([A-Za-z0-9_.-]+)\]\s*$")
 CLOSE = re.compile(r"^\s*(?://|#)\s*\[/docs\]\s*$")
+# What `make exercise` cuts out (tests/grade/exercise.py): not quoted.
+LESSON = re.compile(r"^\s*//\s*\[(lesson:[A-Za-z0-9_-]+|/lesson)\]\s*$")
 SNIPPET = re.compile(r"^\s*<!--\s*snippet:\s*(\S+)\s+(\S+)\s*-->\s*$")
 FENCE = re.compile(r"^(`{3,}|~{3,})")
 
@@ -27,6 +29,8 @@ def regions(path):
         m = OPEN.match(line)
         if m:
             stack.append((m.group(1), []))
+        elif LESSON.match(line):
+            continue
         elif CLOSE.match(line):
             if not stack:
                 continue

@@ -82,7 +82,7 @@ grade --stage 1 server="$here/echo_server.py"
 result "stage 1: a Python echo server (tests/grade/echo_server.py) passes the server checks" \
     "$(all_passed)"
 stage 2 step2_multiclient 1 docs/02-multiclient.md#fork server_fork server client
-stage 3 step3_tls 1 docs/03-tls.md#ssl_connect server client
+stage 3 step3_tls 1 docs/03-tls.md#ssl_accept server client
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -156,6 +156,7 @@ def main():
     passed = failed = 0
     skipped = set()
     number = 0  # the checks that run, numbered in order
+    stops_told = {}  # "TODO N: ..." -> the check that told it first
     for check in checks:
         if check.role not in given:
             skipped.add(check.role)
@@ -167,10 +168,17 @@ def main():
             passed += 1
             continue
         failed += 1
+        stop = short(todo_text.splitlines()[0]) if todo_text else ""
+        if stop and stop in stops_told:
+            # The same unwritten TODO stopped this check too: one line, not
+            # the same story again for every check after it.
+            print("         stopped at the same TODO as check %d" % stops_told[stop], flush=True)
+            continue
         for line in lines:
             print("         " + line)
-        if todo_text:
-            print("         the program stopped at: " + short(todo_text.splitlines()[0]))
+        if stop:
+            stops_told[stop] = number
+            print("         the program stopped at: " + stop)
         print("         read:     " + check.section, flush=True)
         if args.first_failure:
             break

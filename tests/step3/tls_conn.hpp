@@ -47,6 +47,8 @@ class TlsConn {
     void send_close_notify();
     // The TCP socket under the TLS session (to write bytes TLS did not make).
     int raw_fd() const { return fd_.get(); }
+    // The session itself, for a test that drives it without blocking.
+    SSL* ssl() const { return ssl_.get(); }
 
   private:
     bool fill(std::chrono::steady_clock::time_point deadline);

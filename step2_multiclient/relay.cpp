@@ -16,6 +16,7 @@
 
 #include "../common/error.hpp"
 #include "../common/net.hpp"
+#include "listener.hpp"
 
 namespace relay {
 
@@ -48,29 +49,7 @@ int milliseconds_until(Clock::time_point t) {
 }
 
 common::Fd open_listener(const common::ServerOptions& opts, Context& ctx) {
-    const auto addresses = common::resolve(opts.bind, opts.port, /*passive=*/true);
-    const common::Address& addr = addresses.front();
-    const std::string where = common::format_address(addr);
-
-    // Step 1: a TCP socket.  docs/01-echo.md#socket
-    common::Fd listener(common::check(
-        ::socket(addr.family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0), "socket", where));
-    ctx.explain.socket(listener.get(), addr.family);
-
-    // Step 2: reuse the port despite TIME_WAIT.  docs/01-echo.md#setsockopt
-    const int on = 1;
-    common::check(::setsockopt(listener.get(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof on),
-                  "setsockopt SO_REUSEADDR", where);
-    ctx.explain.setsockopt(listener.get(), "SO_REUSEADDR");
-
-    // Step 3: claim the address.  docs/01-echo.md#bind
-    common::check(::bind(listener.get(), addr.sa(), addr.length), "bind", where);
-    ctx.explain.bind(listener.get(), common::local_address(listener.get()));
-
-    // Step 4: listen.  docs/01-echo.md#listen
-    common::check(::listen(listener.get(), kBacklog), "listen", where);
-    ctx.explain.listen(listener.get(), kBacklog);
-    return listener;
+    return listener::open(opts, ctx.explain, kBacklog, SOCK_NONBLOCK);  // listener.cpp
 }
 
 void require_below_fd_setsize(std::initializer_list<int> fds) {

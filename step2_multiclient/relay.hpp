@@ -94,7 +94,8 @@ common::ServerOptions parse_options(int argc, char** argv, const char* port, lon
 timeval timeval_until(Clock::time_point t);
 int milliseconds_until(Clock::time_point t);
 
-// Steps 1-4, as in stage 1, plus O_NONBLOCK: accept() must never wait.
+// Steps 1-4, as in stage 1 (listener.cpp), plus SOCK_NONBLOCK: accept()
+// must never wait.
 common::Fd open_listener(const common::ServerOptions& opts, Context& ctx);
 
 // select() can watch only descriptors below FD_SETSIZE: throw when one of

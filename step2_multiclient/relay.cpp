@@ -27,13 +27,19 @@ namespace {
 constexpr int kBacklog = 1024;
 }  // namespace
 
-common::ServerOptions parse_options(int argc, char** argv, const char* port, long limit,
-                                    long& max_clients, const char* help) {
+Options parse_options(int argc, char** argv, const char* port, long max_clients, long limit) {
+    Options opts{.server = {}, .max_clients = max_clients};
+    const std::string help = "clients served at once; more are told \"server full\" (default " +
+                             std::to_string(max_clients) + ", at most " + std::to_string(limit) +
+                             ")";
     const common::ExtraOption extras[] = {
-        {"max-clients", "N", help,
-         [&](std::string_view text) { return common::parse_number(text, 1, limit, max_clients); }},
+        {"max-clients", "N", help.c_str(),
+         [&](std::string_view text) {
+             return common::parse_number(text, 1, limit, opts.max_clients);
+         }},
     };
-    return common::parse_server_options(argc, argv, port, extras);
+    opts.server = common::parse_server_options(argc, argv, port, extras);
+    return opts;
 }
 
 timeval timeval_until(Clock::time_point t) {
@@ -173,6 +179,10 @@ Relay::Relay(Context& ctx, common::Fd listener, long max_clients, int accept_bat
       listener_(std::move(listener)),
       max_clients_(max_clients),
       accept_batch_(accept_batch) {}
+
+std::string Relay::local_address() const {
+    return common::local_address(listener_.get());
+}
 
 void Relay::accept_clients() {
     for (int i = 0; i < accept_batch_; ++i) {  // a bounded batch, then serve the others again

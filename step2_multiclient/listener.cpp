@@ -9,10 +9,10 @@
 #include "../common/error.hpp"
 #include "../common/net.hpp"
 
-namespace listener {
+namespace step2 {
 
-common::Fd open(const common::ServerOptions& opts, common::Explain& explain, int backlog,
-                int type_flags) {
+common::Fd open_listener(const common::ServerOptions& opts, common::Explain& explain, int backlog,
+                         int type_flags) {
     const auto addresses = common::resolve(opts.bind, opts.port, /*passive=*/true);
     const common::Address& addr = addresses.front();
     const std::string where = common::format_address(addr);
@@ -38,4 +38,4 @@ common::Fd open(const common::ServerOptions& opts, common::Explain& explain, int
     return listener;
 }
 
-}  // namespace listener
+}  // namespace step2

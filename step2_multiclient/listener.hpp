@@ -12,14 +12,14 @@
 #include "../common/fd.hpp"
 #include "../common/options.hpp"
 
-namespace listener {
+namespace step2 {
 
 // Steps 1-4 on opts.bind:opts.port. `backlog` is listen()'s queue of finished
 // handshakes; `type_flags` is added to SOCK_STREAM | SOCK_CLOEXEC
 // (SOCK_NONBLOCK for a loop that must never wait in accept()). Throws
 // std::system_error naming the call and the address, e.g.
 // "bind 0.0.0.0:7002: Address already in use".
-common::Fd open(const common::ServerOptions& opts, common::Explain& explain, int backlog,
-                int type_flags);
+common::Fd open_listener(const common::ServerOptions& opts, common::Explain& explain, int backlog,
+                         int type_flags);
 
-}  // namespace listener
+}  // namespace step2

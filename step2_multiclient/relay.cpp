@@ -55,7 +55,7 @@ int milliseconds_until(Clock::time_point t) {
 }
 
 common::Fd open_listener(const common::ServerOptions& opts, Context& ctx) {
-    return listener::open(opts, ctx.explain, kBacklog, SOCK_NONBLOCK);  // listener.cpp
+    return step2::open_listener(opts, ctx.explain, kBacklog, SOCK_NONBLOCK);  // listener.cpp
 }
 
 void require_below_fd_setsize(std::initializer_list<int> fds) {

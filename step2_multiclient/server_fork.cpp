@@ -210,7 +210,7 @@ int run(const common::ServerOptions& opts, common::Logger& log) {
     Context ctx{log, explain, signals};
 
     // Steps 1-4, exactly as in stage 1 (listener.cpp).  docs/01-echo.md#socket
-    common::Fd listener = listener::open(opts, explain, kBacklog, 0);
+    common::Fd listener = step2::open_listener(opts, explain, kBacklog, 0);
     common::Service service =
         common::start_service(opts, log, common::local_address(listener.get()));
     // After start_service: --daemon forks and waits for its own children

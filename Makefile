@@ -33,7 +33,7 @@ all: $(addprefix build-,$(STAGES))
 # are built here first, so that under -j two stages' makes never compile the
 # same file.
 SHARED_OBJS := $(COMMON_OBJS) $(if $(filter step2,$(STAGES)),$(BUILD)/step2_multiclient/chat.o \
-               $(BUILD)/step2_multiclient/relay.o)
+               $(BUILD)/step2_multiclient/relay.o $(BUILD)/step2_multiclient/listener.o)
 
 # Build one stage, inside its own directory.
 $(addprefix build-,$(STAGES)): build-%: $(SHARED_OBJS) | deps

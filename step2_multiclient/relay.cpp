@@ -16,6 +16,7 @@
 
 #include "../common/error.hpp"
 #include "../common/net.hpp"
+#include "listener.hpp"
 
 namespace relay {
 
@@ -26,13 +27,19 @@ namespace {
 constexpr int kBacklog = 1024;
 }  // namespace
 
-common::ServerOptions parse_options(int argc, char** argv, const char* port, long limit,
-                                    long& max_clients, const char* help) {
+Options parse_options(int argc, char** argv, const char* port, long max_clients, long limit) {
+    Options opts{.server = {}, .max_clients = max_clients};
+    const std::string help = "clients served at once; more are told \"server full\" (default " +
+                             std::to_string(max_clients) + ", at most " + std::to_string(limit) +
+                             ")";
     const common::ExtraOption extras[] = {
-        {"max-clients", "N", help,
-         [&](std::string_view text) { return common::parse_number(text, 1, limit, max_clients); }},
+        {"max-clients", "N", help.c_str(),
+         [&](std::string_view text) {
+             return common::parse_number(text, 1, limit, opts.max_clients);
+         }},
     };
-    return common::parse_server_options(argc, argv, port, extras);
+    opts.server = common::parse_server_options(argc, argv, port, extras);
+    return opts;
 }
 
 timeval timeval_until(Clock::time_point t) {
@@ -48,29 +55,7 @@ int milliseconds_until(Clock::time_point t) {
 }
 
 common::Fd open_listener(const common::ServerOptions& opts, Context& ctx) {
-    const auto addresses = common::resolve(opts.bind, opts.port, /*passive=*/true);
-    const common::Address& addr = addresses.front();
-    const std::string where = common::format_address(addr);
-
-    // Step 1: a TCP socket.  docs/01-echo.md#socket
-    common::Fd listener(common::check(
-        ::socket(addr.family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0), "socket", where));
-    ctx.explain.socket(listener.get(), addr.family);
-
-    // Step 2: reuse the port despite TIME_WAIT.  docs/01-echo.md#setsockopt
-    const int on = 1;
-    common::check(::setsockopt(listener.get(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof on),
-                  "setsockopt SO_REUSEADDR", where);
-    ctx.explain.setsockopt(listener.get(), "SO_REUSEADDR");
-
-    // Step 3: claim the address.  docs/01-echo.md#bind
-    common::check(::bind(listener.get(), addr.sa(), addr.length), "bind", where);
-    ctx.explain.bind(listener.get(), common::local_address(listener.get()));
-
-    // Step 4: listen.  docs/01-echo.md#listen
-    common::check(::listen(listener.get(), kBacklog), "listen", where);
-    ctx.explain.listen(listener.get(), kBacklog);
-    return listener;
+    return step2::open_listener(opts, ctx.explain, kBacklog, SOCK_NONBLOCK);  // listener.cpp
 }
 
 void require_below_fd_setsize(std::initializer_list<int> fds) {
@@ -194,6 +179,10 @@ Relay::Relay(Context& ctx, common::Fd listener, long max_clients, int accept_bat
       listener_(std::move(listener)),
       max_clients_(max_clients),
       accept_batch_(accept_batch) {}
+
+std::string Relay::local_address() const {
+    return common::local_address(listener_.get());
+}
 
 void Relay::accept_clients() {
     for (int i = 0; i < accept_batch_; ++i) {  // a bounded batch, then serve the others again

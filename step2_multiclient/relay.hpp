@@ -23,6 +23,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <exception>
 #include <initializer_list>
 #include <iterator>
 #include <memory>
@@ -33,6 +34,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "../common/daemon.hpp"
 #include "../common/explain.hpp"
 #include "../common/fd.hpp"
 #include "../common/log.hpp"
@@ -85,16 +87,23 @@ struct IoResult {
     std::string reason = {};  // why, for `error`
 };
 
-// The options every server has, plus --max-clients N (1 to `limit`); bad
-// usage: usage on stderr, exit 2.
-common::ServerOptions parse_options(int argc, char** argv, const char* port, long limit,
-                                    long& max_clients, const char* help);
+// What a relay's command line says: the options every server has, plus
+// --max-clients.
+struct Options {
+    common::ServerOptions server;
+    long max_clients;
+};
+
+// Parse argv: --port defaults to `port`, --max-clients N to `max_clients`
+// (1 to `limit`). Bad usage: usage on stderr, exit 2.
+Options parse_options(int argc, char** argv, const char* port, long max_clients, long limit);
 
 // How long until `t` (not negative), as select() and epoll_wait() want it.
 timeval timeval_until(Clock::time_point t);
 int milliseconds_until(Clock::time_point t);
 
-// Steps 1-4, as in stage 1, plus O_NONBLOCK: accept() must never wait.
+// Steps 1-4, as in stage 1 (listener.cpp), plus SOCK_NONBLOCK: accept()
+// must never wait.
 common::Fd open_listener(const common::ServerOptions& opts, Context& ctx);
 
 // select() can watch only descriptors below FD_SETSIZE: throw when one of
@@ -197,6 +206,9 @@ class Relay {
     Relay(const Relay&) = delete;
     Relay& operator=(const Relay&) = delete;
 
+    // HOST:PORT the listener is bound to, for the `listening on` line.
+    std::string local_address() const;
+
   protected:
     // Before each wait: close what is due, flow control, memory. Returns when
     // the wait must end at the latest (nullopt: only a socket event matters).
@@ -281,5 +293,33 @@ class Relay {
     std::optional<Clock::time_point> hold_ends_;  // when the first budget runs out
     tuning::MemoryTrim trim_;
 };
+
+// The process around a relay, the same in stages 2 and 3, so that a stage
+// file's main() shows only what the stage adds: the log (stderr until
+// --log-file or --daemon), --explain, the signal pipe (SIGINT/SIGTERM stop us,
+// SIGHUP reopens the log); then `make_server(ctx)`, the stage's steps 1-4 and
+// its Server; start_service (--daemon, --pidfile, --user, the `listening on`
+// line: common/daemon.hpp); run() until SIGINT/SIGTERM; shut_down(). An error
+// is one log line, e.g. "bind 0.0.0.0:7002: Address already in use", and
+// exit status 1.
+template <class MakeServer>
+int serve(const common::ServerOptions& opts, MakeServer make_server) {
+    common::Logger log;
+    try {
+        if (!opts.log_file.empty()) log.open_file(opts.log_file);
+        common::Explain explain(opts.explain);
+        common::Signals signals;
+        Context ctx{log, explain, signals};
+        auto server = make_server(ctx);  // a prvalue: the Server is built in place
+        common::Service service = common::start_service(opts, log, server.local_address());
+        server.run();
+        server.shut_down();
+        log.info("shut down");
+        return 0;
+    } catch (const std::exception& e) {
+        log.fatal(e.what());
+        return 1;
+    }
+}
 
 }  // namespace relay

@@ -193,37 +193,15 @@ void Server::shut_down() {
         serve_ready(wait_for_events(deadline));
 }
 
-int run(const common::ServerOptions& opts, long max_clients, common::Logger& log) {
-    if (!opts.log_file.empty()) log.open_file(opts.log_file);
-    common::Explain explain(opts.explain);
-    common::Signals signals;  // SIGINT/SIGTERM stop us, SIGHUP reopens the log
-    relay::Context ctx{log, explain, signals};
-    relay::raise_descriptor_limit(log, max_clients);  // no FD_SETSIZE: docs/02-multiclient.md#epoll
-
-    // Steps 1-4, as in stage 1 (relay.cpp).  docs/01-echo.md#socket
-    common::Fd listener = relay::open_listener(opts, ctx);
-    const std::string where = common::local_address(listener.get());
-    Server server(ctx, std::move(listener), max_clients);
-    common::Service service = common::start_service(opts, log, where);
-
-    server.run();
-    server.shut_down();
-    log.info("shut down");
-    return 0;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
-    long max_clients = 10000;
-    const common::ServerOptions opts = relay::parse_options(
-        argc, argv, "7002", kMaxClientsLimit, max_clients,
-        "clients served at once; more are told \"server full\" (default 10000)");
-    common::Logger log;  // stderr until --log-file or --daemon says otherwise
-    try {
-        return run(opts, max_clients, log);
-    } catch (const std::exception& e) {
-        log.fatal(e.what());  // e.g. "bind 0.0.0.0:7002: Address already in use"
-        return 1;
-    }
+    const relay::Options opts = relay::parse_options(argc, argv, "7002", 10000, kMaxClientsLimit);
+    // relay.hpp: the log, the signal pipe, --daemon, run(), then shut_down().
+    return relay::serve(opts.server, [&](relay::Context& ctx) {
+        relay::raise_descriptor_limit(ctx.log, opts.max_clients);  // docs/02-multiclient.md#epoll
+        // Steps 1-4, as in stage 1 (listener.cpp).  docs/01-echo.md#socket
+        common::Fd listener = relay::open_listener(opts.server, ctx);
+        return Server(ctx, std::move(listener), opts.max_clients);
+    });
 }

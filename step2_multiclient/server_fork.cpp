@@ -40,6 +40,7 @@
 #include "../common/net.hpp"
 #include "../common/options.hpp"
 #include "../common/signals.hpp"
+#include "listener.hpp"
 
 namespace {
 
@@ -153,33 +154,6 @@ class Children {
     std::set<pid_t> pids_;
 };
 
-// Steps 1-4, exactly as in stage 1.
-common::Fd open_listener(const common::ServerOptions& opts, Context& ctx) {
-    const auto addresses = common::resolve(opts.bind, opts.port, /*passive=*/true);
-    const common::Address& addr = addresses.front();
-    const std::string where = common::format_address(addr);
-
-    // Step 1: a TCP socket.  docs/01-echo.md#socket
-    common::Fd listener(
-        common::check(::socket(addr.family, SOCK_STREAM | SOCK_CLOEXEC, 0), "socket", where));
-    ctx.explain.socket(listener.get(), addr.family);
-
-    // Step 2: reuse the port despite TIME_WAIT.  docs/01-echo.md#setsockopt
-    const int on = 1;
-    common::check(::setsockopt(listener.get(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof on),
-                  "setsockopt SO_REUSEADDR", where);
-    ctx.explain.setsockopt(listener.get(), "SO_REUSEADDR");
-
-    // Step 3: claim the address.  docs/01-echo.md#bind
-    common::check(::bind(listener.get(), addr.sa(), addr.length), "bind", where);
-    ctx.explain.bind(listener.get(), common::local_address(listener.get()));
-
-    // Step 4: listen.  docs/01-echo.md#listen
-    common::check(::listen(listener.get(), kBacklog), "listen", where);
-    ctx.explain.listen(listener.get(), kBacklog);
-    return listener;
-}
-
 // Wait until the listener is readable or a signal arrives; false: stop.
 bool wait_for_client(int listener, Context& ctx) {
     while (!ctx.signals.stop_requested()) {
@@ -235,7 +209,8 @@ int run(const common::ServerOptions& opts, common::Logger& log) {
     common::Signals signals;  // SIGINT/SIGTERM stop us, SIGHUP reopens the log
     Context ctx{log, explain, signals};
 
-    common::Fd listener = open_listener(opts, ctx);
+    // Steps 1-4, exactly as in stage 1 (listener.cpp).  docs/01-echo.md#socket
+    common::Fd listener = step2::open_listener(opts, explain, kBacklog, 0);
     common::Service service =
         common::start_service(opts, log, common::local_address(listener.get()));
     // After start_service: --daemon forks and waits for its own children

@@ -410,31 +410,6 @@ void Server::shut_down() {
     }
 }
 
-int run(const common::ServerOptions& opts, long max_clients, const TlsOptions& tls_opts,
-        common::Logger& log) {
-    if (!opts.log_file.empty()) log.open_file(opts.log_file);
-    common::Explain explain(opts.explain);
-    common::Signals signals;  // SIGINT/SIGTERM stop us, SIGHUP reopens the log
-    relay::Context ctx{log, explain, signals};
-
-    // Without root --user fails anyway: say that, not "key: Permission denied".
-    common::check_user_option(opts);
-    // Steps 1-4, as in stage 1 (relay.cpp).  docs/01-echo.md#socket
-    common::Fd listener = relay::open_listener(opts, ctx);
-    // select() can watch only descriptors below FD_SETSIZE; a process started
-    // with a thousand descriptors already open cannot use it at all.
-    // docs/02-multiclient.md#fd_setsize
-    relay::require_below_fd_setsize({listener.get(), signals.fd()});
-    const std::string where = common::local_address(listener.get());
-    Server server(ctx, std::move(listener), max_clients, tls_opts);
-    common::Service service = common::start_service(opts, log, where);
-
-    server.run();
-    server.shut_down();
-    log.info("shut down");
-    return 0;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -442,11 +417,16 @@ int main(int argc, char** argv) {
     TlsOptions tls_opts;  // --cert, --key, --ca ... (server_options.cpp)
     const common::ServerOptions opts =
         parse_tls_server_options(argc, argv, kMaxClientsLimit, max_clients, tls_opts);
-    common::Logger log;  // stderr until --log-file or --daemon says otherwise
-    try {
-        return run(opts, max_clients, tls_opts, log);
-    } catch (const std::exception& e) {
-        log.fatal(e.what());  // e.g. "bind 0.0.0.0:7003: Address already in use"
-        return 1;
-    }
+    // relay.hpp: the log, the signal pipe, --daemon, run(), then shut_down().
+    return relay::serve(opts, [&](relay::Context& ctx) {
+        // Without root --user fails anyway: say that, not "key: Permission denied".
+        common::check_user_option(opts);
+        // Steps 1-4, as in stage 1 (listener.cpp).  docs/01-echo.md#socket
+        common::Fd listener = relay::open_listener(opts, ctx);
+        // select() can watch only descriptors below FD_SETSIZE; a process started
+        // with a thousand descriptors already open cannot use it at all.
+        // docs/02-multiclient.md#fd_setsize
+        relay::require_below_fd_setsize({listener.get(), ctx.signals.fd()});
+        return Server(ctx, std::move(listener), max_clients, tls_opts);
+    });
 }

@@ -3,7 +3,13 @@
 //
 // Each table row of that section is either
 //   | `path` | N |              N = the file's line count
-//   | `a` → `b` | N |          N = `diff a b | grep -c '^[<>]'`
+//   | `a` → `b` | N |          N = `diff a b | grep -c '^[<>]'`, the two
+//                                files read without the `// [lesson:NAME]`
+//                                and `// [/lesson]` lines (make exercise's
+//                                markers, no part of any lesson)
+#include <unistd.h>
+
+#include <filesystem>
 #include <fstream>
 #include <regex>
 #include <sstream>
@@ -11,6 +17,7 @@
 
 #include "doctest.h"
 #include "harness.hpp"
+#include "markdown.hpp"
 
 using namespace test;
 
@@ -32,9 +39,26 @@ int line_count(const std::string& relative) {
     return n;
 }
 
+// A copy of the file without the exercise's marker lines.
+std::string without_markers(const std::string& relative, const std::string& copy) {
+    std::ifstream in(repo_path(relative));
+    REQUIRE(in.good());
+    std::ofstream out(copy);
+    for (std::string line; std::getline(in, line);)
+        if (!docs::lesson_marker(line)) out << line << '\n';
+    REQUIRE(out.good());
+    return copy;
+}
+
 int changed_lines(const std::string& a, const std::string& b) {
+    const auto scratch =
+        std::filesystem::temp_directory_path() / ("test-sizes-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(scratch);
+    const std::string a_copy = without_markers(a, scratch / "a");
+    const std::string b_copy = without_markers(b, scratch / "b");
     std::string out;
-    shell("diff '" + repo_path(a) + "' '" + repo_path(b) + "' | grep -c '^[<>]'", &out);
+    shell("diff '" + a_copy + "' '" + b_copy + "' | grep -c '^[<>]'", &out);
+    std::filesystem::remove_all(scratch);
     return std::stoi(out);
 }
 

@@ -26,7 +26,8 @@ grade_programs = $(if $(GRADE_GIVEN),\
     $(foreach r,$(GRADE_ROLES_$(STAGE)),$(r)=$(GRADE_$(shell echo $(r) | tr a-z A-Z))),\
     $(foreach r,$(GRADE_ROLES_$(STAGE)),\
         $(if $(wildcard $(GRADE_DIR)/exercise/$(r).cpp),$(r)=$(GRADE_DIR)/exercise/$(r))))
-GRADE_OBJS := $(COMMON_OBJS) $(BUILD)/step2_multiclient/chat.o $(BUILD)/step3_tls/tls.o
+GRADE_OBJS := $(COMMON_OBJS) $(BUILD)/step2_multiclient/chat.o $(BUILD)/step2_multiclient/listener.o \
+              $(BUILD)/step3_tls/tls.o
 
 .PHONY: exercise grade mutate grade-check
 grade_need_stage = @test -n "$(GRADE_DIR)" || { echo "usage: make $@ STAGE=1|2|3" >&2; exit 2; }

@@ -167,13 +167,14 @@ Connection& tls_of(relay::Connection& c) {
 
 class Server : public relay::Relay {
   public:
-    // The certificate and its private key are read here, before
-    // start_service() drops privileges (--user): the key is readable by root
-    // only.  docs/03-tls.md#the-server-context
-    Server(relay::Context& ctx, common::Fd listener, long max_clients, TlsOptions tls_options)
+    // `tls` holds the certificate and its private key, read by main() before
+    // the port is bound and before start_service() drops privileges (--user):
+    // the key is readable by root only.  docs/03-tls.md#the-server-context
+    Server(relay::Context& ctx, common::Fd listener, long max_clients, TlsOptions tls_options,
+           tls::Context tls)
         : Relay(ctx, std::move(listener), max_clients, tuning::kAcceptBatch),
           tls_options_(std::move(tls_options)),
-          tls_(tls::make_server_context(tls_options_.files)) {
+          tls_(std::move(tls)) {
         tls::narrate(tls_.get(), ctx_.explain);  // --explain: name each TLS message
     }
 
@@ -421,12 +422,15 @@ int main(int argc, char** argv) {
     return relay::serve(opts, [&](relay::Context& ctx) {
         // Without root --user fails anyway: say that, not "key: Permission denied".
         common::check_user_option(opts);
+        // The certificate and key first: a missing or mismatched file is the
+        // error a user sees, even when the port is taken.
+        tls::Context tls = tls::make_server_context(tls_opts.files);
         // Steps 1-4, as in stage 1 (listener.cpp).  docs/01-echo.md#socket
         common::Fd listener = relay::open_listener(opts, ctx);
         // select() can watch only descriptors below FD_SETSIZE; a process started
         // with a thousand descriptors already open cannot use it at all.
         // docs/02-multiclient.md#fd_setsize
         relay::require_below_fd_setsize({listener.get(), ctx.signals.fd()});
-        return Server(ctx, std::move(listener), max_clients, tls_opts);
+        return Server(ctx, std::move(listener), max_clients, tls_opts, std::move(tls));
     });
 }

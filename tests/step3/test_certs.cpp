@@ -166,6 +166,20 @@ TEST_CASE("server: a missing certificate or key: the file, the reason, `make cer
     CHECK(no_key.stderr_text().find("make certs") != std::string::npos);
 }
 
+TEST_CASE("server: a missing certificate is the error even when the port is taken") {
+    // The files are read before the port is bound: fixing the port would only
+    // lead to the next error, so the user is told about the files first.
+    Certs certs;
+    Listener taken;  // holds 127.0.0.1:PORT
+    Child c({repo_path("step3_tls/server"), "--port", std::to_string(taken.port()), "--bind",
+             "127.0.0.1", "--cert", certs / "nope.crt", "--key", certs / "server.key"});
+    CHECK(c.wait(5000ms) == 1);
+    const std::string err = c.stderr_text();
+    CHECK(err.find(certs / "nope.crt") != std::string::npos);
+    CHECK(err.find("make certs") != std::string::npos);
+    CHECK(err.find("Address already in use") == std::string::npos);
+}
+
 TEST_CASE("server: a key that does not belong to the certificate: exit 1, both files named") {
     Certs certs;
     Child c({repo_path("step3_tls/server"), "--port", "0", "--bind", "127.0.0.1", "--cert",

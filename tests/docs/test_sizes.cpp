@@ -7,9 +7,6 @@
 //                                files read without the `// [lesson:NAME]`
 //                                and `// [/lesson]` lines (make exercise's
 //                                markers, no part of any lesson)
-#include <unistd.h>
-
-#include <filesystem>
 #include <fstream>
 #include <regex>
 #include <sstream>
@@ -39,26 +36,22 @@ int line_count(const std::string& relative) {
     return n;
 }
 
-// A copy of the file without the exercise's marker lines.
-std::string without_markers(const std::string& relative, const std::string& copy) {
+// Write to `copy` the file without the exercise's marker lines.
+void without_markers(const std::string& relative, const std::string& copy) {
     std::ifstream in(repo_path(relative));
     REQUIRE(in.good());
     std::ofstream out(copy);
     for (std::string line; std::getline(in, line);)
         if (!docs::lesson_marker(line)) out << line << '\n';
     REQUIRE(out.good());
-    return copy;
 }
 
 int changed_lines(const std::string& a, const std::string& b) {
-    const auto scratch =
-        std::filesystem::temp_directory_path() / ("test-sizes-" + std::to_string(::getpid()));
-    std::filesystem::create_directories(scratch);
-    const std::string a_copy = without_markers(a, scratch / "a");
-    const std::string b_copy = without_markers(b, scratch / "b");
+    const TempPath a_copy("sizes-a"), b_copy("sizes-b");  // removed when done
+    without_markers(a, a_copy.str());
+    without_markers(b, b_copy.str());
     std::string out;
-    shell("diff '" + a_copy + "' '" + b_copy + "' | grep -c '^[<>]'", &out);
-    std::filesystem::remove_all(scratch);
+    shell("diff '" + a_copy.str() + "' '" + b_copy.str() + "' | grep -c '^[<>]'", &out);
     return std::stoi(out);
 }
 

@@ -251,6 +251,25 @@ void expect_joins(Member& first, Member& second) {
     CHECK(second.conn.line() == "* guest-3 joined");
 }
 
+// With the server stopped: wait until every byte these connections sent has
+// reached the server's kernel (nothing unacked on our side, and that many
+// connections show a Recv-Q), so that its next wake-up finds all of it. On a
+// busy machine some could still be on its way otherwise.
+void wait_until_server_has_it_all(const Server& s, std::vector<const TlsConn*> senders) {
+    for (const TlsConn* c : senders) {
+        CHECK(eventually([&] {
+            int unacked = -1;
+            return ::ioctl(c->raw_fd(), SIOCOUTQ, &unacked) == 0 && unacked == 0;
+        }));
+    }
+    const std::string ss = "ss -Htn state established '( sport = :" + std::to_string(s.port) +
+                           " )' | awk '$1 > 0' | wc -l";
+    CHECK(eventually([&] {
+        std::string out;
+        return shell(ss, &out) == 0 && std::atoi(out.c_str()) >= static_cast<int>(senders.size());
+    }));
+}
+
 }  // namespace
 
 TEST_CASE("step3 flow: a client that has left no longer counts: the newcomer is welcomed at once") {
@@ -288,22 +307,7 @@ TEST_CASE("step3 flow: a client's records that arrived together are relayed toge
     for (int i = 0; i < kLines; ++i)
         chatter.conn.send("c" + std::to_string(i) + "\n");  // one SSL_write, one record
     other.conn.send("marker\n");
-    // Every byte both sent has reached the server's kernel (nothing unacked
-    // on our side), so one wake-up will find all of it; on a busy machine
-    // some could still be on its way otherwise.
-    for (TlsConn* c : {&chatter.conn, &other.conn}) {
-        CHECK(eventually([&] {
-            int unacked = -1;
-            return ::ioctl(c->raw_fd(), SIOCOUTQ, &unacked) == 0 && unacked == 0;
-        }));
-    }
-    // Both wait in the server's receive queues (ss: Recv-Q) before it runs.
-    const std::string ss = "ss -Htn state established '( sport = :" + std::to_string(s.port) +
-                           " )' | awk '$1 > 0' | wc -l";
-    CHECK(eventually([&] {
-        std::string out;
-        return shell(ss, &out) == 0 && std::atoi(out.c_str()) >= 2;
-    }));
+    wait_until_server_has_it_all(s, {&chatter.conn, &other.conn});
     s.proc.signal(SIGCONT);
     std::vector<std::string> lines;
     while (lines.size() < kLines + 1) {
@@ -319,6 +323,39 @@ TEST_CASE("step3 flow: a client's records that arrived together are relayed toge
         CHECK(lines[static_cast<std::size_t>(i)] == "guest-2: c" + std::to_string(i));
     INFO("the marker came after " << at << " of the chatter's lines");
     CHECK((at == 0 || at == kLines));
+}
+
+TEST_CASE("step3 flow: bytes OpenSSL still holds when a wake-up's read budget ends are relayed") {
+    // The server reads at most 64 KiB (kReadSize) of one client per wake-up.
+    // With the server stopped, a chatter sends a 100-byte record, then 64 KiB
+    // in one SSL_write (four 16 KiB records), and nothing more. The wake-up
+    // reads 100 + 3 x 16384 bytes, then 16284 of the last record: OpenSSL has
+    // decrypted that record whole and holds its last 100 bytes (SSL_pending),
+    // while the socket is empty and select() has nothing to report. A server
+    // that does not ask SSL_pending never relays the last line.
+    Certs certs;
+    Server s = start_tls_server(certs);
+    Member reader(s.port, certs), chatter(s.port, certs);
+    CHECK(reader.conn.line() == "* guest-2 joined");
+    s.proc.signal(SIGSTOP);
+    std::vector<std::string> lines{std::string(99, 'a')};  // 100 bytes with its newline
+    chatter.conn.send(lines[0] + "\n");
+    std::string burst;
+    for (int i = 0; burst.size() < 64 * 1024; ++i) {
+        std::string line = "b" + std::to_string(i) + " ";
+        line.resize(1023, 'b');  // 64 lines of 1024 bytes: exactly 64 KiB
+        burst += line + "\n";
+        lines.push_back(line);
+    }
+    REQUIRE(burst.size() == 64 * 1024);
+    chatter.conn.send(burst);
+    wait_until_server_has_it_all(s, {&chatter.conn});
+    s.proc.signal(SIGCONT);
+    for (const std::string& line : lines) {
+        const auto got = reader.conn.line();
+        REQUIRE(got.has_value());
+        CHECK(*got == "guest-2: " + line);
+    }
 }
 
 TEST_CASE(

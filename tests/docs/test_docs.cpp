@@ -7,6 +7,9 @@
 //   and [text](#anchor), names an existing file, and an existing anchor when it
 //   points into a Markdown file.
 // An anchor is the GitHub slug of a heading, or an explicit <a id="...">.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <map>
 #include <regex>
@@ -155,4 +158,59 @@ TEST_CASE("docs: the bench points quoted in 02-multiclient.md are benchmarks.md'
                     "$ make bench\n$ cat build/bench/clients.dat\nselect 10 ");
     CHECK(points.find("epoll 10000 ") != std::string::npos);
     CHECK(quoted == points);
+}
+
+// The prose around those points quotes figures drawn from them, and from the
+// benchmarks.md row for idle memory: they must be this run's, not an older one's.
+TEST_CASE("docs: the figures 02-multiclient.md draws from the bench are the run's") {
+    const std::string bench = read_file(repo_path("docs/benchmarks.md"));
+    const std::string doc = read_file(repo_path("docs/02-multiclient.md"));
+    // "select 10 1070.0 0.0": server, clients, ns per message, bytes per client.
+    std::map<std::string, std::map<int, std::pair<double, double>>> points;
+    static const std::regex point(R"(^(select|epoll) (\d+) ([\d.]+) ([\d.]+)$)");
+    for (const std::string& line : docs::split_lines(bench)) {
+        std::smatch m;
+        if (std::regex_match(line, m, point))
+            points[m[1]][std::stoi(m[2])] = {std::stod(m[3]), std::stod(m[4])};
+    }
+    REQUIRE(points["select"].count(10) == 1);
+    REQUIRE(points["select"].count(1000) == 1);
+    REQUIRE(points["epoll"].count(10000) == 1);
+    auto whole = [](double x) { return std::to_string(std::lround(x)); };
+    auto tenth = [](double x) {
+        char out[32];
+        std::snprintf(out, sizeof out, "%.1f", x);
+        return std::string(out);
+    };
+    auto tens = [](double x) { return std::to_string(std::lround(x / 10) * 10); };
+    const double s10 = points["select"][10].first, s1000 = points["select"][1000].first;
+    double emin = 1e18, emax = 0;  // epoll's range up to 1000 clients
+    for (const auto& [clients, p] : points["epoll"]) {
+        if (clients > 1000) continue;
+        emin = std::min(emin, p.first);
+        emax = std::max(emax, p.first);
+    }
+    // The text wraps lines: compare with every run of white space as one space.
+    const std::string text = std::regex_replace(doc, std::regex(R"(\s+)"), " ");
+    CHECK_MESSAGE(
+        text.find("`select` went from " + whole(s10) + " to " + whole(s1000) + " ns per message (" +
+                  tenth(s1000 / s10) + " times)") != std::string::npos,
+        "select " << whole(s10) << " to " << whole(s1000));
+    CHECK_MESSAGE(text.find("`epoll` stayed between " + whole(emin) + " and " + whole(emax) +
+                            " up to 1000 clients") != std::string::npos,
+                  "epoll " << whole(emin) << " to " << whole(emax));
+    CHECK_MESSAGE(
+        text.find("was " + whole(points["epoll"][3000].first) + " at 3000 and " +
+                  whole(points["epoll"][10000].first) + " at 10,000") != std::string::npos,
+        "epoll at 3000 and 10,000");
+    CHECK_MESSAGE(
+        text.find("settles at about " + tens(points["epoll"][10000].second) +
+                  " bytes per idle client for `server_epoll` at 10,000") != std::string::npos,
+        "at 10,000: " << tens(points["epoll"][10000].second));
+    std::smatch row;
+    REQUIRE(std::regex_search(
+        bench, row, std::regex(R"(\| memory per idle client \(epoll\) \| [^|]+\| ([\d.]+) )")));
+    CHECK_MESSAGE(text.find("an idle client then costs about " + tens(std::stod(row[1])) +
+                            " bytes") != std::string::npos,
+                  "idle client: " << tens(std::stod(row[1])));
 }

@@ -23,7 +23,10 @@ if [ "$(id -u)" -ne 0 ]; then
     echo "fresh-debian: needs root (debootstrap, chroot)" >&2
     exit 1
 fi
-command -v debootstrap >/dev/null || apt-get install -y -qq debootstrap >&2
+# DPkg::Lock::Timeout: wait while another apt holds dpkg's lock (apt-daily on a
+# fresh machine, or another run beside this one) instead of failing at once.
+command -v debootstrap >/dev/null ||
+    apt-get -o DPkg::Lock::Timeout=600 install -y -qq debootstrap >&2
 
 # The Quickstart's line, e.g. "apt-get update && apt-get install -y make".
 line=$(sed -n '/<!-- fresh-machine -->/,/<!-- \/fresh-machine -->/p' README.md |

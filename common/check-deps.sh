@@ -74,6 +74,22 @@ if ! command -v apt-get >/dev/null 2>&1; then
 fi
 echo "installing:$missing" >&2
 export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq >&2 || give_up
+# Another apt may be at work: on a fresh machine apt-daily updates the lists
+# at boot, and two `make test` side by side both install. apt-get waits for
+# dpkg's lock when told to (DPkg::Lock::Timeout), but `update` never waits for
+# the lists' lock (apt 2.6): try it again while that is the reason, up to 10 min.
+apt_update() {
+    tries=0
+    while ! err=$($sudo apt-get update -qq 2>&1 >/dev/null); do
+        printf '%s\n' "$err" >&2
+        printf '%s\n' "$err" | grep -q 'Could not get lock' || return 1
+        tries=$((tries + 1))
+        [ "$tries" -lt 120 ] || return 1
+        echo "(another apt holds the lock: trying again in 5 s)" >&2
+        sleep 5
+    done
+}
+apt_update || give_up
 # shellcheck disable=SC2086
-$sudo apt-get install -y -qq --no-install-recommends $missing >&2 || give_up
+$sudo apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends $missing >&2 ||
+    give_up

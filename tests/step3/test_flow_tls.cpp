@@ -23,6 +23,7 @@
 #include <thread>
 #include <vector>
 
+#include "../../step2_multiclient/relay.hpp"
 #include "doctest.h"
 #include "harness.hpp"
 #include "tls_conn.hpp"
@@ -326,13 +327,17 @@ TEST_CASE("step3 flow: a client's records that arrived together are relayed toge
 }
 
 TEST_CASE("step3 flow: bytes OpenSSL still holds when a wake-up's read budget ends are relayed") {
-    // The server reads at most 64 KiB (kReadSize) of one client per wake-up.
-    // With the server stopped, a chatter sends a 100-byte record, then 64 KiB
-    // in one SSL_write (four 16 KiB records), and nothing more. The wake-up
-    // reads 100 + 3 x 16384 bytes, then 16284 of the last record: OpenSSL has
-    // decrypted that record whole and holds its last 100 bytes (SSL_pending),
-    // while the socket is empty and select() has nothing to report. A server
-    // that does not ask SSL_pending never relays the last line.
+    // The server reads at most kReadSize (64 KiB) of one client per wake-up.
+    // With the server stopped, a chatter sends a 100-byte record, then
+    // kReadSize in one SSL_write (four full 16 KiB records), and nothing more.
+    // The wake-up reads 100 + 3 x 16384 bytes, then 16284 of the last record:
+    // OpenSSL has decrypted that record whole and holds its last 100 bytes
+    // (SSL_pending), while the socket is empty and select() has nothing to
+    // report. A server that does not ask SSL_pending never relays the last line.
+    // The burst follows kReadSize, so that the budget always ends in its last
+    // record; it must be whole records for that.
+    constexpr std::size_t kRecord = 16 * 1024;
+    static_assert(relay::kReadSize % kRecord == 0);
     Certs certs;
     Server s = start_tls_server(certs);
     Member reader(s.port, certs), chatter(s.port, certs);
@@ -341,13 +346,13 @@ TEST_CASE("step3 flow: bytes OpenSSL still holds when a wake-up's read budget en
     std::vector<std::string> lines{std::string(99, 'a')};  // 100 bytes with its newline
     chatter.conn.send(lines[0] + "\n");
     std::string burst;
-    for (int i = 0; burst.size() < 64 * 1024; ++i) {
+    for (int i = 0; burst.size() < relay::kReadSize; ++i) {
         std::string line = "b" + std::to_string(i) + " ";
-        line.resize(1023, 'b');  // 64 lines of 1024 bytes: exactly 64 KiB
+        line.resize(1023, 'b');  // lines of 1024 bytes: exactly kReadSize in all
         burst += line + "\n";
         lines.push_back(line);
     }
-    REQUIRE(burst.size() == 64 * 1024);
+    REQUIRE(burst.size() == relay::kReadSize);
     chatter.conn.send(burst);
     wait_until_server_has_it_all(s, {&chatter.conn});
     s.proc.signal(SIGCONT);

@@ -478,11 +478,15 @@ bool Relay::room_can_take(Clock::time_point now) {
 
 // Who holds the room back now, and bill them for the pause so far. A reader
 // holds it while it is more than kPauseReading behind and has budget left;
-// the time the room waited is shared among those it waited for. Only bytes
-// its socket takes refill a budget (Connection::earn): a reader that
-// trickles runs out, stops holding anyone, and its queue runs on to 1 MiB.
+// the time the room waited is shared among those it waited for. Bytes its
+// socket takes refill a budget (Connection::earn), and so does the time the
+// room ran (kHoldPerRun): a reader that trickles runs out, stops holding
+// anyone, and its queue runs on to 1 MiB; a reader on a machine so busy that
+// it drains slowly is not, because the room slows down with it.
 void Relay::update_holds(Clock::time_point now) {
-    const auto waited = holding_ ? now - holds_updated_ : Clock::duration{};
+    const auto elapsed = now - holds_updated_;
+    const auto waited = holding_ ? elapsed : Clock::duration{};
+    if (!holding_) room_ran_ += elapsed;
     holds_updated_ = now;
     std::vector<Connection*> holders;
     std::erase_if(behind_, [&](chat::ClientId id) {
@@ -492,6 +496,9 @@ void Relay::update_holds(Clock::time_point now) {
             c->behind = false;
             return true;
         }
+        c->hold_budget = std::min<Clock::duration>(
+            kMaxHold, c->hold_budget + kHoldPerRun * (room_ran_ - c->room_ran_at_bill));
+        c->room_ran_at_bill = room_ran_;
         if (c->hold_budget > Clock::duration{}) holders.push_back(c);
         return false;
     });

@@ -57,11 +57,14 @@ constexpr std::size_t kReadSize = 64 * 1024;
 // (kReadSize, each line at most 10 times longer once "nick: " is added) then
 // still fits under chat::kMaxUnsent, so a reader that keeps up is never dropped.
 constexpr std::size_t kPauseReading = 256 * 1024;
-// A reader earns the right to hold the room back by draining: each
-// kBytesPerHoldMs its socket takes buys 1 ms of holding (16 MiB/s buys all of
-// it), up to kMaxHold. The pause is billed to the readers it waits for.
+// A reader earns the right to hold the room back, up to kMaxHold, in two
+// ways: each kBytesPerHoldMs its socket takes buys 1 ms (16 MiB/s buys all of
+// it), and each ms the room runs (nobody holds it) buys kHoldPerRun ms, so a
+// reader that takes a quarter of what the room sends keeps up however slow
+// the machine is. The pause is billed to the readers it waits for.
 constexpr auto kMaxHold = 200ms;
 constexpr std::size_t kBytesPerHoldMs = 16 * 1024;
+constexpr int kHoldPerRun = 3;
 // A leaving client gets this long to take its last lines and close.
 constexpr auto kCloseTimeout = 2s;
 // SIGINT/SIGTERM: flush for at most this long, then close everything.
@@ -168,7 +171,8 @@ class Connection {
     Clock::time_point close_by{};  // a leaving client's deadline
     // Flow control: how much longer it may hold the others back.
     Clock::duration hold_budget = kMaxHold;
-    std::size_t drained = 0;  // bytes its socket took since the last bill
+    Clock::duration room_ran_at_bill{};  // Relay::room_ran_ when it was last billed
+    std::size_t drained = 0;             // bytes its socket took since the last bill
     void earn(std::size_t bytes_sent) {
         drained += bytes_sent;
         hold_budget = std::min<Clock::duration>(
@@ -290,6 +294,7 @@ class Relay {
     std::deque<chat::ClientId> paused_;     // not read until the room can take more
     bool holding_ = false;                  // a reader holds the room back
     Clock::time_point holds_updated_{};     // when the budgets were last billed
+    Clock::duration room_ran_{};            // how long, in all, nobody held the room
     std::optional<Clock::time_point> hold_ends_;  // when the first budget runs out
     tuning::MemoryTrim trim_;
 };

@@ -281,10 +281,13 @@ TEST_CASE(
         Server s = start_server(server, tls ? std::vector<std::string>{"--handshake-timeout", "1"}
                                             : std::vector<std::string>{});
         const std::string port = std::to_string(s.port);
+        // TIME_WAIT needs the server's FIN first, then ours: each step waits for
+        // the last (a loaded machine may take seconds), never assumes it came.
         {
             Conn c(s.port);
             if (tls) {
-                CHECK(c.until_eof(5000ms).empty());  // dropped: a handshake never started
+                CHECK(c.until_eof(30000ms).empty());  // dropped: a handshake never started
+                REQUIRE(c.eof());
                 s.proc.signal(SIGTERM);
             } else {
                 if (server.find("step2_multiclient/server") == 0 &&
@@ -295,11 +298,13 @@ TEST_CASE(
                     REQUIRE(c.line() == "x");
                 }
                 s.proc.signal(SIGTERM);
-                c.until_eof(5000ms);  // its FIN (after "* server shutting down" in stage 2)
+                c.until_eof(30000ms);  // its FIN (after "* server shutting down" in stage 2)
+                REQUIRE(c.eof());
             }
             CHECK(c.read_error() == 0);
             CHECK(s.proc.wait(5000ms) == 0);
         }  // our FIN: the server's side goes to TIME_WAIT, for 60 s
+        INFO("first run's stderr: " << s.proc.stderr_text());
         REQUIRE(eventually([&] {
             std::string out;
             shell("ss -tanH state time-wait '( sport = :" + port + " )'", &out);

@@ -496,9 +496,7 @@ void Relay::update_holds(Clock::time_point now) {
             c->behind = false;
             return true;
         }
-        c->hold_budget = std::min<Clock::duration>(
-            kMaxHold, c->hold_budget + kHoldPerRun * (room_ran_ - c->room_ran_at_bill));
-        c->room_ran_at_bill = room_ran_;
+        c->earn_room_ran(room_ran_);
         if (c->hold_budget > Clock::duration{}) holders.push_back(c);
         return false;
     });

@@ -173,13 +173,20 @@ class Connection {
     Clock::duration hold_budget = kMaxHold;
     Clock::duration room_ran_at_bill{};  // Relay::room_ran_ when it was last billed
     std::size_t drained = 0;             // bytes its socket took since the last bill
+    // The two ways its budget refills (relay-limits above).
     void earn(std::size_t bytes_sent) {
         drained += bytes_sent;
-        hold_budget = std::min<Clock::duration>(
-            kMaxHold, hold_budget + std::chrono::microseconds(bytes_sent * 1000 / kBytesPerHoldMs));
+        refill(std::chrono::microseconds(bytes_sent * 1000 / kBytesPerHoldMs));
+    }
+    void earn_room_ran(Clock::duration room_ran) {
+        refill(kHoldPerRun * (room_ran - room_ran_at_bill));
+        room_ran_at_bill = room_ran;
     }
 
   protected:
+    void refill(Clock::duration earned) {
+        hold_budget = std::min<Clock::duration>(kMaxHold, hold_budget + earned);
+    }
     // The queue's front as iovecs, for sendmsg() or for a TLS record; returns
     // how many it filled.
     std::size_t gather(std::span<iovec> iov) const;

@@ -73,9 +73,10 @@ TEST_CASE("an idle TCP connection and a half-sent ClientHello do not delay anoth
     const auto start = std::chrono::steady_clock::now();
     TlsConn c(s.port, with_ca(certs));
     REQUIRE(c.ok());
-    CHECK(c.line(3000ms) == "* welcome guest-1 (1 online)");
-    // Far below the 10 s a blocking SSL_accept on `idle` would have cost.
-    CHECK(std::chrono::steady_clock::now() - start < 3s);
+    CHECK(c.line(5000ms) == "* welcome guest-1 (1 online)");
+    // Far below the 10 s a blocking SSL_accept on `idle` would have cost. The
+    // bound sits halfway, so a busy machine's delays cannot reach it.
+    CHECK(std::chrono::steady_clock::now() - start < 5s);
 }
 
 TEST_CASE("a stalled handshake is dropped after --handshake-timeout, and only it") {
@@ -89,10 +90,10 @@ TEST_CASE("a stalled handshake is dropped after --handshake-timeout, and only it
     const std::string hello = client_hello();
     half.send(hello.substr(0, 40));
     const auto start = std::chrono::steady_clock::now();
-    half.until_eof(4000ms);  // the server closes it
+    half.until_eof(8000ms);  // the server closes it
     const auto waited = std::chrono::steady_clock::now() - start;
     CHECK(waited >= 800ms);  // not before the deadline ...
-    CHECK(waited < 3500ms);  // ... and not much after
+    CHECK(waited < 5000ms);  // ... and nowhere near the 10 s default
     REQUIRE(eventually(
         [&] { return s.proc.stderr_text().find("TLS handshake timed out") != std::string::npos; }));
 
@@ -162,7 +163,7 @@ TEST_CASE("SIGTERM with a client stuck in its handshake still exits 0 at once") 
     const auto start = std::chrono::steady_clock::now();
     s.proc.signal(SIGTERM);
     CHECK(member.line() == "* server shutting down");
-    CHECK(s.proc.wait(3000ms) == 0);
-    CHECK(std::chrono::steady_clock::now() - start < 2500ms);  // not the 10 s handshake deadline
+    CHECK(s.proc.wait(8000ms) == 0);
+    CHECK(std::chrono::steady_clock::now() - start < 5000ms);  // not the 10 s handshake deadline
     CHECK(half.until_eof(1000ms).empty());                     // closed, never welcomed
 }

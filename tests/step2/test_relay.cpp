@@ -615,11 +615,10 @@ TEST_CASE("relay: a descriptor at or above FD_SETSIZE never reaches FD_SET") {
     int welcomed = 0, closed_at_once = 0;
     for (int i = 0; i < 8; ++i) {
         conns.push_back(std::make_unique<Conn>(port));
-        const auto start = std::chrono::steady_clock::now();
-        const auto l = conns.back()->line(3000ms);
+        const auto l = conns.back()->line(10000ms);
         if (l && l->rfind("* welcome ", 0) == 0) ++welcomed;
-        // EOF without a word, at once (not a timeout).
-        if (!l && std::chrono::steady_clock::now() - start < 1000ms) ++closed_at_once;
+        // Closed without a word: EOF, not a timeout.
+        if (!l && conns.back()->eof()) ++closed_at_once;
     }
     CHECK(welcomed == 5);  // descriptors 1019-1023
     CHECK(closed_at_once == 3);

@@ -115,6 +115,7 @@ bool TlsConn::fill(Clock::time_point deadline) {
         eof_ = true;  // close_notify, TCP EOF or an error: nothing more will come
         return false;
     }
+    buf_.erase(0, std::exchange(taken_, 0));  // once per read, not per line
     buf_.append(chunk, got);
     return true;
 }
@@ -122,9 +123,9 @@ bool TlsConn::fill(Clock::time_point deadline) {
 std::optional<std::string> TlsConn::line(Duration timeout) {
     const auto deadline = Clock::now() + timeout;
     while (true) {
-        if (auto nl = buf_.find('\n'); nl != std::string::npos) {
-            std::string out = buf_.substr(0, nl);
-            buf_.erase(0, nl + 1);
+        if (auto nl = buf_.find('\n', taken_); nl != std::string::npos) {
+            std::string out = buf_.substr(taken_, nl - taken_);
+            taken_ = nl + 1;
             return out;
         }
         if (!fill(deadline) && (eof_ || Clock::now() >= deadline)) return std::nullopt;
@@ -135,7 +136,7 @@ std::string TlsConn::available(Duration timeout) {
     const auto deadline = Clock::now() + timeout;
     while (!eof_ && Clock::now() < deadline)
         fill(deadline);
-    return std::exchange(buf_, {});
+    return take_rest();
 }
 
 std::string TlsConn::until_eof(Duration timeout) {
@@ -143,6 +144,11 @@ std::string TlsConn::until_eof(Duration timeout) {
     while (!eof_) {
         if (!fill(deadline) && (eof_ || Clock::now() >= deadline)) break;
     }
+    return take_rest();
+}
+
+std::string TlsConn::take_rest() {
+    buf_.erase(0, std::exchange(taken_, 0));
     return std::exchange(buf_, {});
 }
 

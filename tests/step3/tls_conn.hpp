@@ -60,7 +60,9 @@ class TlsConn {
     bool eof_ = false;
     bool close_notify_ = false;
     std::string error_;
-    std::string buf_;
+    std::string buf_;        // decrypted, not yet taken: from taken_ on (see Reader)
+    std::size_t taken_ = 0;  // a line taken moves this offset, not the bytes
+    std::string take_rest();
 };
 
 // A ClientHello as OpenSSL would send it to `host` (for half-sent handshakes).

@@ -19,6 +19,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <thread>
+#include <utility>
 
 #include "../../common/error.hpp"
 #include "../../common/net.hpp"
@@ -97,6 +98,7 @@ bool Reader::fill(Clock::time_point deadline) {
         eof_ = true;  // EOF, or an error such as a reset: nothing more will come
         return false;
     }
+    buf_.erase(0, std::exchange(taken_, 0));  // once per read, not per line
     buf_.append(chunk, static_cast<std::size_t>(n));
     return true;
 }
@@ -104,10 +106,10 @@ bool Reader::fill(Clock::time_point deadline) {
 std::optional<std::string> Reader::line(Duration timeout) {
     const auto deadline = Clock::now() + timeout;
     while (true) {
-        auto nl = buf_.find('\n');
+        const auto nl = buf_.find('\n', taken_);
         if (nl != std::string::npos) {
-            std::string out = buf_.substr(0, nl);
-            buf_.erase(0, nl + 1);
+            std::string out = buf_.substr(taken_, nl - taken_);
+            taken_ = nl + 1;
             return out;
         }
         if (!fill(deadline)) {
@@ -118,11 +120,11 @@ std::optional<std::string> Reader::line(Duration timeout) {
 
 std::string Reader::exact(std::size_t n, Duration timeout) {
     const auto deadline = Clock::now() + timeout;
-    while (buf_.size() < n) {
+    while (buf_.size() - taken_ < n) {
         if (!fill(deadline) && (eof_ || Clock::now() >= deadline)) break;
     }
-    std::string out = buf_.substr(0, std::min(n, buf_.size()));
-    buf_.erase(0, out.size());
+    std::string out = buf_.substr(taken_, n);
+    taken_ += out.size();
     return out;
 }
 
@@ -131,13 +133,18 @@ std::string Reader::until_eof(Duration timeout) {
     while (!eof_) {
         if (!fill(deadline) && (eof_ || Clock::now() >= deadline)) break;
     }
-    return std::exchange(buf_, {});
+    return take_rest();
 }
 
 std::string Reader::available(Duration timeout) {
     const auto deadline = Clock::now() + timeout;
     while (!eof_ && Clock::now() < deadline)
         fill(deadline);
+    return take_rest();
+}
+
+std::string Reader::take_rest() {
+    buf_.erase(0, std::exchange(taken_, 0));
     return std::exchange(buf_, {});
 }
 

@@ -142,17 +142,21 @@ backlog() {
 time_wait() {
     start_server
     say "./step1_echo/server --port 0 --bind 127.0.0.1 &   # listening on 127.0.0.1:$port"
-    say "python3 -c 'connect to 127.0.0.1:$port; wait for the FIN (recv() -> 0), close' &   # an idle client"
-    python3 -c "import socket; s = socket.create_connection(('127.0.0.1', $port)); s.recv(1); s.close()" &
-    pids+=($!)
+    say "python3 -c 'connect to 127.0.0.1:$port; one byte echoed; wait for the FIN (recv() -> 0), close' &"
+    local echoed=$work/echoed
+    python3 -c "import socket; s = socket.create_connection(('127.0.0.1', $port)); s.sendall(b'x'); s.recv(1); print('echoed', flush=True); s.recv(1); s.close()" >"$echoed" &
+    local client=$!
+    pids+=($client)
+    # The echo shows the server is serving this client (not merely that the
+    # handshake is done: a connection still in the accept queue gets an RST).
     for _ in $(seq 100); do
-        ss -Htn state established "sport = :$port" | grep -q . && break
+        grep -q echoed "$echoed" && break
         sleep 0.05
     done
     say "kill -TERM $server_pid   # the server closes first: its FIN goes out first"
     kill -TERM "$server_pid"
     wait "$server_pid" 2>/dev/null || true
-    sleep 0.2
+    wait "$client" 2>/dev/null || true   # it read the FIN and closed
     say "ss -tan '( sport = :$port or dport = :$port )'"
     ss -tan "( sport = :$port or dport = :$port )"
     say "python3 -c 'bind 127.0.0.1:$port without SO_REUSEADDR'"

@@ -150,7 +150,7 @@ time_wait() {
     # The echo shows the server is serving this client (not merely that the
     # handshake is done: a connection still in the accept queue gets an RST).
     for _ in $(seq 100); do
-        grep -q echoed "$echoed" && break
+        grep -qs echoed "$echoed" && break  # -s: it may not exist yet
         sleep 0.05
     done
     say "kill -TERM $server_pid   # the server closes first: its FIN goes out first"

@@ -40,14 +40,19 @@ wait_listening() { # PORT
     echo "nothing listens on $1" >&2
     return 1
 }
+wait_for() { # FILE PATTERN: until FILE has a line matching PATTERN, at most 5 s
+    # -s: a background job's shell creates FILE, and this may look first.
+    for _ in $(seq 250); do
+        grep -qs "$2" "$1" && return 0
+        sleep 0.02
+    done
+    return 0 # the caller goes on and checks what it needs
+}
 start_server() { # [ARGS...]: stage 1 server on a free port; sets $port
     "$server_bin" --port 0 --bind 127.0.0.1 "$@" >"$work/server.out" 2>"$work/server.err" &
     pids+=($!)
     server_pid=$!
-    for _ in $(seq 100); do
-        grep -q '^listening on' "$work/server.out" && break
-        sleep 0.05
-    done
+    wait_for "$work/server.out" '^listening on'
     port=$(sed -n 's/^listening on .*:\([0-9]*\)$/\1/p' "$work/server.out")
 }
 start_tcpdump() { # FILTER...
@@ -149,10 +154,7 @@ time_wait() {
     pids+=($client)
     # The echo shows the server is serving this client (not merely that the
     # handshake is done: a connection still in the accept queue gets an RST).
-    for _ in $(seq 100); do
-        grep -qs echoed "$echoed" && break  # -s: it may not exist yet
-        sleep 0.05
-    done
+    wait_for "$echoed" echoed
     say "kill -TERM $server_pid   # the server closes first: its FIN goes out first"
     kill -TERM "$server_pid"
     wait "$server_pid" 2>/dev/null || true
@@ -218,10 +220,7 @@ fork_demo() {
     "$bin" --port 0 --bind 127.0.0.1 --explain >"$work/server.out" 2>"$work/server.err" &
     pids+=($!)
     server_pid=$!
-    for _ in $(seq 100); do
-        grep -q '^listening on' "$work/server.out" && break
-        sleep 0.05
-    done
+    wait_for "$work/server.out" '^listening on'
     port=$(sed -n 's/^listening on .*:\([0-9]*\)$/\1/p' "$work/server.out")
     say "./step2_multiclient/server_fork --port 0 --bind 127.0.0.1 --explain &   # pid $server_pid, listening on 127.0.0.1:$port"
     say "python3 -c 'connect to 127.0.0.1:$port, send hello, read the echo, stay' &"
@@ -231,10 +230,7 @@ s = socket.create_connection(('127.0.0.1', $port))
 s.sendall(b'hello\n'); s.recv(100); time.sleep(30)" &
     local client=$!
     pids+=($client)
-    for _ in $(seq 100); do
-        grep -q 'send(' "$work/server.err" && break
-        sleep 0.05
-    done
+    wait_for "$work/server.err" 'send('
     say "ss -tanp '( sport = :$port )'"
     ss -tanp "( sport = :$port )" | sed -E 's/,fd=/ fd=/g'
     say "kill $client   # the client leaves"
@@ -289,7 +285,7 @@ print('echoed:', s.recv(100), 'after %.1f s' % (time.monotonic() - t))
 " >"$work/client.out" &
     local client=$!
     pids+=($client)
-    for _ in $(seq 100); do grep -q 'lo goes down' "$work/client.out" && break; sleep 0.02; done
+    wait_for "$work/client.out" 'lo goes down'
     say "ip link set lo down   # segments now vanish: no ACK comes back"
     ip link set lo down
     local t
